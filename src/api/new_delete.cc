@@ -1,0 +1,92 @@
+// The C++ allocation operators, all 20 forms (C++17), on brisk.
+//
+// operator new loops as the standard says: on failure it calls the installed
+// new-handler and retries, and throws std::bad_alloc when there is none.  The
+// nothrow forms return nullptr where the throwing forms would throw.  Sized
+// and aligned deletes free like plain delete: brisk finds the size and
+// alignment from the page map.
+#include <cstddef>
+#include <new>
+
+#include "internal_api.h"
+
+namespace {
+
+void *allocate(std::size_t size, std::size_t align)
+{
+    for (;;) {
+        void *p = align ? bk_api_aligned(align, size) : bk_api_malloc(size);
+        if (__builtin_expect(p != nullptr, 1))
+            return p;
+        std::new_handler handler = std::get_new_handler();
+        if (!handler)
+            throw std::bad_alloc();
+        handler();
+    }
+}
+
+void *allocate_nothrow(std::size_t size, std::size_t align) noexcept
+{
+    try {
+        return allocate(size, align);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+}  // namespace
+
+#define BK_CXX_EXPORT __attribute__((visibility("default")))
+
+BK_CXX_EXPORT void *operator new(std::size_t n) { return allocate(n, 0); }
+BK_CXX_EXPORT void *operator new[](std::size_t n) { return allocate(n, 0); }
+BK_CXX_EXPORT void *operator new(std::size_t n, const std::nothrow_t &) noexcept
+{
+    return allocate_nothrow(n, 0);
+}
+BK_CXX_EXPORT void *operator new[](std::size_t n, const std::nothrow_t &) noexcept
+{
+    return allocate_nothrow(n, 0);
+}
+BK_CXX_EXPORT void *operator new(std::size_t n, std::align_val_t a)
+{
+    return allocate(n, static_cast<std::size_t>(a));
+}
+BK_CXX_EXPORT void *operator new[](std::size_t n, std::align_val_t a)
+{
+    return allocate(n, static_cast<std::size_t>(a));
+}
+BK_CXX_EXPORT void *operator new(std::size_t n, std::align_val_t a, const std::nothrow_t &) noexcept
+{
+    return allocate_nothrow(n, static_cast<std::size_t>(a));
+}
+BK_CXX_EXPORT void *operator new[](std::size_t n, std::align_val_t a,
+                                   const std::nothrow_t &) noexcept
+{
+    return allocate_nothrow(n, static_cast<std::size_t>(a));
+}
+
+BK_CXX_EXPORT void operator delete(void *p) noexcept { bk_api_free(p); }
+BK_CXX_EXPORT void operator delete[](void *p) noexcept { bk_api_free(p); }
+BK_CXX_EXPORT void operator delete(void *p, const std::nothrow_t &) noexcept { bk_api_free(p); }
+BK_CXX_EXPORT void operator delete[](void *p, const std::nothrow_t &) noexcept { bk_api_free(p); }
+BK_CXX_EXPORT void operator delete(void *p, std::size_t) noexcept { bk_api_free(p); }
+BK_CXX_EXPORT void operator delete[](void *p, std::size_t) noexcept { bk_api_free(p); }
+BK_CXX_EXPORT void operator delete(void *p, std::align_val_t) noexcept { bk_api_free(p); }
+BK_CXX_EXPORT void operator delete[](void *p, std::align_val_t) noexcept { bk_api_free(p); }
+BK_CXX_EXPORT void operator delete(void *p, std::align_val_t, const std::nothrow_t &) noexcept
+{
+    bk_api_free(p);
+}
+BK_CXX_EXPORT void operator delete[](void *p, std::align_val_t, const std::nothrow_t &) noexcept
+{
+    bk_api_free(p);
+}
+BK_CXX_EXPORT void operator delete(void *p, std::size_t, std::align_val_t) noexcept
+{
+    bk_api_free(p);
+}
+BK_CXX_EXPORT void operator delete[](void *p, std::size_t, std::align_val_t) noexcept
+{
+    bk_api_free(p);
+}

@@ -1,0 +1,66 @@
+/* Core bootstrap and fork handlers (see bootstrap.h). */
+#include "bootstrap.h"
+
+#include "../os/lock.h"
+#include "../os/os.h"
+#include "../page_heap/meta.h"
+#include "../page_heap/page_heap.h"
+#include "central_list.h"
+#include "options.h"
+#include "size_class.h"
+
+int bk_core_ready;
+uintptr_t bk_free_key;
+static bk_lock_t init_lock = BK_LOCK_INIT;
+
+static unsigned derive_stripes(void)
+{
+    unsigned n = (unsigned)bk_opt(BK_OPT_stripes);
+    if (n == 0) {
+        n = bk_os_cpu_count();
+        if (n > 16)
+            n = 16;
+    }
+    unsigned p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+void bk_core_init(void)
+{
+    bk_lock(&init_lock);
+    if (!bk_core_ready) {
+        bk_options_parse(bk_os_getenv("BRISK_CONF"));
+        bk_size_classes_init();
+        bk_ph_configure(bk_opt(BK_OPT_dirty_max));
+        bk_central_init(derive_stripes());
+        bk_free_key = (uintptr_t)bk_os_random();
+        bk_store_release(&bk_core_ready, 1);
+    }
+    bk_unlock(&init_lock);
+}
+
+void bk_core_fork_prepare(void)
+{
+    bk_lock(&init_lock);
+    bk_central_lock_all();
+    bk_ph_lock();
+    bk_meta_lock_all();
+}
+
+void bk_core_fork_parent(void)
+{
+    bk_meta_unlock_all();
+    bk_ph_unlock();
+    bk_central_unlock_all();
+    bk_unlock(&init_lock);
+}
+
+void bk_core_fork_child(void)
+{
+    bk_meta_reinit_child();
+    bk_ph_reinit_child();
+    bk_central_reinit_child();
+    bk_lock_reinit(&init_lock);
+}

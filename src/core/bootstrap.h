@@ -1,0 +1,34 @@
+/* Bootstrap and fork handling for the core layers.
+ *
+ * Initialisation is lazy: the first allocation, from whatever thread and
+ * however early (before any constructor has run), calls bk_core_init().  It
+ * uses no malloc, so it cannot recurse: options come from the environment
+ * block directly, tables and locks live in static storage or the metadata
+ * arena.  The thread cache layer builds its own start-up on top of this.
+ *
+ * Fork: bk_core_fork_prepare takes every core lock in the global order
+ * (central stripes, central classes, page heap, metadata arena);
+ * bk_core_fork_parent releases them and bk_core_fork_child re-initialises
+ * them in the child, where the threads that might have held them are gone. */
+#ifndef BRISK_BOOTSTRAP_H
+#define BRISK_BOOTSTRAP_H
+
+#include <stdint.h>
+#include "../os/compiler.h"
+
+extern BK_INTERNAL int bk_core_ready;
+/* Secret mixed into the "freed" mark a block carries in word 1. */
+extern BK_INTERNAL uintptr_t bk_free_key;
+
+BK_INTERNAL void bk_core_init(void);
+static inline void bk_core_ensure(void)
+{
+    if (bk_unlikely(!bk_load_acquire(&bk_core_ready)))
+        bk_core_init();
+}
+
+BK_INTERNAL void bk_core_fork_prepare(void);
+BK_INTERNAL void bk_core_fork_parent(void);
+BK_INTERNAL void bk_core_fork_child(void);
+
+#endif

@@ -1,0 +1,290 @@
+/* Central free lists (see central_list.h). */
+#define _LGPL_SOURCE
+#include "central_list.h"
+
+#include <urcu/lfstack.h>
+
+#include "../os/lock.h"
+#include "../page_heap/meta.h"
+#include "../page_heap/page_heap.h"
+#include "../page_heap/page_map.h"
+#include "size_class.h"
+
+struct bk_stripe {
+    bk_lock_t lock;                 /* guards `taken` */
+    struct cds_lfs_node *taken;     /* batches popped from `stack` */
+    struct __cds_lfs_stack stack;   /* batches pushed by flushes */
+    uint32_t nbatches;              /* in stack + taken; atomic */
+} BK_ALIGNED(BK_CACHELINE);
+
+struct bk_central {
+    bk_lock_t lock;                 /* guards everything below */
+    struct bk_span *partial;        /* spans with free objects */
+    size_t spans;
+    size_t free_in_spans;
+    uint32_t max_batches;           /* per stripe */
+    struct bk_stripe *stripes;
+} BK_ALIGNED(BK_CACHELINE);
+
+static struct bk_central centrals[BK_NUM_CLASSES];
+static unsigned nstripes = 1;
+
+/* A batch's stack node is word 1 of its first object. */
+static struct cds_lfs_node *batch_node(void *first)
+{
+    return (struct cds_lfs_node *)((char *)first + sizeof(void *));
+}
+
+static void *batch_first(struct cds_lfs_node *node)
+{
+    return (char *)node - sizeof(void *);
+}
+
+static void init_stripes(struct bk_central *c, struct bk_stripe *stripes)
+{
+    c->stripes = stripes;
+    for (unsigned s = 0; s < nstripes; s++) {
+        bk_lock_reinit(&stripes[s].lock);
+        stripes[s].taken = NULL;
+        __cds_lfs_init(&stripes[s].stack);
+        stripes[s].nbatches = 0;
+    }
+}
+
+void bk_central_init(unsigned n)
+{
+    nstripes = n ? n : 1;
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+        struct bk_central *c = &centrals[cls];
+        const struct bk_class_info *ci = &bk_classes[cls];
+        bk_lock_reinit(&c->lock);
+        /* Park at most ~512 KiB per stripe and class, and 2..64 batches. */
+        size_t batch_bytes = (size_t)ci->batch * ci->size;
+        size_t max = (512 * 1024) / batch_bytes;
+        c->max_batches = (uint32_t)(max < 2 ? 2 : max > 64 ? 64 : max);
+        struct bk_stripe *stripes = bk_meta_alloc(sizeof(struct bk_stripe) * nstripes);
+        if (!stripes) {
+            static struct bk_stripe fallback[BK_NUM_CLASSES];
+            c->max_batches = 0;      /* no parking: every flush goes to spans */
+            stripes = &fallback[cls];
+            nstripes = 1;
+        }
+        init_stripes(c, stripes);
+    }
+}
+
+unsigned bk_central_stripes(void)
+{
+    return nstripes;
+}
+
+/* ---- span level (class lock held) ------------------------------------- */
+
+static void partial_push(struct bk_central *c, struct bk_span *s)
+{
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    c->partial = s;
+    s->in_partial = 1;
+}
+
+static void partial_remove(struct bk_central *c, struct bk_span *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->in_partial = 0;
+}
+
+static struct bk_span *new_span(struct bk_central *c, unsigned cls)
+{
+    const struct bk_class_info *ci = &bk_classes[cls];
+    struct bk_span *s = bk_ph_alloc_span(ci->span_pages, ci->span_pages, cls);
+    if (!s)
+        return NULL;
+    s->used = 0;
+    s->freelist = NULL;
+    s->bump = s->start;
+    c->spans++;
+    c->free_in_spans += ci->objects;
+    partial_push(c, s);
+    return s;
+}
+
+static void *span_pop(struct bk_span *s, const struct bk_class_info *ci)
+{
+    void *p = s->freelist;
+    if (p) {
+        s->freelist = *(void **)p;
+    } else {
+        if (s->bump >= s->start + (uintptr_t)ci->objects * ci->size)
+            return NULL;
+        p = (void *)s->bump;
+        s->bump += ci->size;
+    }
+    s->used++;
+    return p;
+}
+
+static unsigned take_from_spans(struct bk_central *c, unsigned cls, unsigned want, void **chain)
+{
+    const struct bk_class_info *ci = &bk_classes[cls];
+    void *head = NULL, **link = &head;
+    unsigned n = 0;
+    bk_lock(&c->lock);
+    while (n < want) {
+        struct bk_span *s = c->partial ? c->partial : new_span(c, cls);
+        if (!s)
+            break;
+        void *p;
+        while (n < want && (p = span_pop(s, ci)) != NULL) {
+            *link = p;
+            link = (void **)p;
+            n++;
+        }
+        if (s->used == ci->objects)
+            partial_remove(c, s);
+    }
+    *link = NULL;
+    c->free_in_spans -= n;
+    bk_unlock(&c->lock);
+    *chain = head;
+    return n;
+}
+
+static void return_to_spans(struct bk_central *c, unsigned cls, void *chain)
+{
+    const struct bk_class_info *ci = &bk_classes[cls];
+    bk_lock(&c->lock);
+    while (chain) {
+        void *p = chain;
+        chain = *(void **)p;
+        struct bk_span *s = bk_pm_span((uintptr_t)p);
+        *(void **)p = s->freelist;
+        s->freelist = p;
+        s->used--;
+        c->free_in_spans++;
+        if (!s->in_partial)
+            partial_push(c, s);
+        if (s->used == 0) {
+            partial_remove(c, s);
+            c->spans--;
+            c->free_in_spans -= ci->objects;
+            bk_ph_free_span(s);
+        }
+    }
+    bk_unlock(&c->lock);
+}
+
+/* ---- stripe level ----------------------------------------------------- */
+
+static void *stripe_pop(struct bk_stripe *st)
+{
+    bk_lock(&st->lock);
+    if (!st->taken) {
+        struct cds_lfs_head *h = __cds_lfs_pop_all(&st->stack);
+        bk_tsan_acquire(&st->stack);
+        st->taken = h ? &h->node : NULL;
+    }
+    struct cds_lfs_node *node = st->taken;
+    if (node) {
+        st->taken = node->next;
+        bk_fetch_sub(&st->nbatches, 1);
+    }
+    bk_unlock(&st->lock);
+    return node ? batch_first(node) : NULL;
+}
+
+static int stripe_push(struct bk_central *c, struct bk_stripe *st, void *first)
+{
+    if (bk_fetch_add(&st->nbatches, 1) >= c->max_batches) {
+        bk_fetch_sub(&st->nbatches, 1);
+        return 0;
+    }
+    bk_tsan_release(&st->stack);
+    cds_lfs_push(&st->stack, batch_node(first));
+    return 1;
+}
+
+unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **chain)
+{
+    struct bk_central *c = &centrals[cls];
+    if (want == bk_classes[cls].batch) {
+        struct bk_stripe *st = &c->stripes[stripe % nstripes];
+        if (bk_load_relaxed(&st->nbatches) != 0) {
+            void *first = stripe_pop(st);
+            if (first) {
+                *chain = first;
+                return want;
+            }
+        }
+    }
+    return take_from_spans(c, cls, want, chain);
+}
+
+void bk_central_give(unsigned cls, unsigned stripe, void *chain, unsigned n)
+{
+    struct bk_central *c = &centrals[cls];
+    if (n == bk_classes[cls].batch && stripe_push(c, &c->stripes[stripe % nstripes], chain))
+        return;
+    return_to_spans(c, cls, chain);
+}
+
+void bk_central_drain(void)
+{
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+        struct bk_central *c = &centrals[cls];
+        for (unsigned s = 0; s < nstripes; s++) {
+            void *first;
+            while ((first = stripe_pop(&c->stripes[s])) != NULL)
+                return_to_spans(c, cls, first);
+        }
+    }
+}
+
+void bk_central_get_stats(unsigned cls, struct bk_central_stats *st)
+{
+    struct bk_central *c = &centrals[cls];
+    bk_lock(&c->lock);
+    st->spans = c->spans;
+    st->objects = c->spans * bk_classes[cls].objects;
+    st->free_in_spans = c->free_in_spans;
+    bk_unlock(&c->lock);
+    size_t batches = 0;
+    for (unsigned s = 0; s < nstripes; s++)
+        batches += bk_load_relaxed(&c->stripes[s].nbatches);
+    st->in_stripes = batches * bk_classes[cls].batch;
+}
+
+/* Fork: stripes of every class, then every class lock, in class order. */
+void bk_central_lock_all(void)
+{
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        for (unsigned s = 0; s < nstripes; s++)
+            bk_lock(&centrals[cls].stripes[s].lock);
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        bk_lock(&centrals[cls].lock);
+}
+
+void bk_central_unlock_all(void)
+{
+    for (unsigned cls = BK_NUM_CLASSES - 1; cls >= 1; cls--)
+        bk_unlock(&centrals[cls].lock);
+    for (unsigned cls = BK_NUM_CLASSES - 1; cls >= 1; cls--)
+        for (unsigned s = 0; s < nstripes; s++)
+            bk_unlock(&centrals[cls].stripes[s].lock);
+}
+
+void bk_central_reinit_child(void)
+{
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+        bk_lock_reinit(&centrals[cls].lock);
+        for (unsigned s = 0; s < nstripes; s++)
+            bk_lock_reinit(&centrals[cls].stripes[s].lock);
+    }
+}

@@ -1,0 +1,53 @@
+/* Central free lists: one per size class, between the thread caches and the
+ * page heap.
+ *
+ * Each class has two levels:
+ *
+ *  - stripes: N lock stripes (N derived from the CPUs the process may use),
+ *    each a lock-free stack of full batches (liburcu's lfstack, inlined).
+ *    A thread cache flushes a batch with one wait-free-ish push and no lock;
+ *    a refill pops one batch under the stripe's lock (which only refills of
+ *    that stripe contend on).  A batch is a pre-linked chain of exactly
+ *    `batch` objects through word 0, and the stack node lives in word 1 of
+ *    its first object, so moving a batch costs O(1) whatever its length.
+ *    Each stripe holds at most `max_batches` batches; a flush beyond that
+ *    goes to the spans instead, so memory parked here stays bounded.
+ *
+ *  - spans: under the class lock, the spans of this class that have free
+ *    objects (the partial list).  Objects come out of a span's free list, or
+ *    from its never-used tail (so a fresh span is carved lazily and its
+ *    untouched pages stay untouched); they go back onto the free list of the
+ *    span the page map names, and a span whose objects are all back returns
+ *    to the page heap at once.
+ *
+ * Lock order: stripe lock, then class lock, then page heap lock. */
+#ifndef BRISK_CENTRAL_LIST_H
+#define BRISK_CENTRAL_LIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../os/compiler.h"
+
+struct bk_central_stats {
+    size_t spans;           /* spans of the class */
+    size_t objects;         /* objects the spans can hold */
+    size_t free_in_spans;   /* free objects on spans (including never used) */
+    size_t in_stripes;      /* objects in batches on the stripes */
+};
+
+BK_INTERNAL void bk_central_init(unsigned nstripes);
+BK_INTERNAL unsigned bk_central_stripes(void);
+/* Take up to `want` objects of class cls as a NULL-terminated chain through
+ * word 0; returns how many (0 only when out of memory). */
+BK_INTERNAL unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **chain);
+/* Give back n objects chained through word 0 (NULL-terminated). */
+BK_INTERNAL void bk_central_give(unsigned cls, unsigned stripe, void *chain, unsigned n);
+/* Move every batch parked on the stripes back to its spans (malloc_trim). */
+BK_INTERNAL void bk_central_drain(void);
+BK_INTERNAL void bk_central_get_stats(unsigned cls, struct bk_central_stats *st);
+
+BK_INTERNAL void bk_central_lock_all(void);
+BK_INTERNAL void bk_central_unlock_all(void);
+BK_INTERNAL void bk_central_reinit_child(void);
+
+#endif

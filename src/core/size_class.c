@@ -1,0 +1,81 @@
+/* Derivation of the size-class table.
+ *
+ * Classes grow linearly in 16-byte steps up to 128 bytes (16, 32, ..., 128:
+ * the 16-byte quantum is glibc's minimum alignment on x86-64, so no finer
+ * step is useful).  Above 128 bytes every power-of-two interval (2^k, 2^k+1]
+ * is cut into BK_STEPS_PER_DOUBLING = 8 equal steps of 2^k / 8 bytes:
+ *
+ *     144, 160, ..., 256,  288, 320, ..., 512,  ...,  229376, 262144
+ *
+ * A request of s bytes in (2^k, 2^k+1] lands in the next step above it, so
+ * it wastes less than one step: waste / s < (2^k / 8) / 2^k = 12.5%.  Every
+ * class size is a multiple of 16, so every object is 16-byte aligned, and
+ * the power-of-two sizes (256, 512, ..., 256 KiB) are classes, which is what
+ * memalign uses for alignments above 16.
+ *
+ * Spans.  A class's span is the smallest power-of-two number of pages that
+ * (a) holds at least `batch` objects, so one central refill touches one
+ * span, and (b) wastes at most 1/8 of the span in its unusable tail.
+ * Power-of-two spans come straight from the buddy heap naturally aligned,
+ * which makes "is this pointer on an object boundary" a mask and a multiply
+ * (see bk_on_object_boundary).
+ *
+ * Batches.  A transfer between a thread cache and the central list moves
+ * batch = clamp(64 KiB / size, 2, 32) objects: big enough to amortise the
+ * central lock for small objects, small enough that a batch of large ones
+ * does not pin megabytes.  A thread cache keeps at most
+ * cache_max = max(2 * batch, min(1024, 256 KiB / size)) objects of a class,
+ * and a per-thread byte budget caps the sum (thread_cache.c). */
+#include "size_class.h"
+#include "../page_heap/span.h"
+
+uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
+struct bk_class_info bk_classes[BK_NUM_CLASSES];
+struct bk_class_check bk_class_checks[BK_NUM_CLASSES];
+
+static uint32_t class_size(unsigned cls)
+{
+    if (cls <= BK_LINEAR_CLASSES)
+        return cls * BK_QUANTUM;
+    unsigned i = cls - BK_LINEAR_CLASSES - 1;              /* 0-based above 128 */
+    unsigned k = 7 + i / BK_STEPS_PER_DOUBLING;            /* interval (2^k, 2^k+1] */
+    unsigned step = 1u << (k - 3);
+    return (1u << k) + (i % BK_STEPS_PER_DOUBLING + 1) * step;
+}
+
+static uint32_t clamp32(uint32_t v, uint32_t lo, uint32_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static void derive_class(unsigned cls)
+{
+    struct bk_class_info *ci = &bk_classes[cls];
+    uint32_t size = class_size(cls);
+    uint32_t batch = clamp32(65536u / size, 2, 32);
+    size_t span = BK_PAGE_SIZE;
+    while (span / size < batch || span % size > span / 8)
+        span *= 2;
+    ci->size = size;
+    ci->span_pages = (uint32_t)(span >> BK_PAGE_SHIFT);
+    ci->objects = (uint32_t)(span / size);
+    ci->batch = (uint16_t)batch;
+    uint32_t cap = 262144u / size < 1024 ? 262144u / size : 1024;
+    ci->cache_max = (uint16_t)(cap > 2 * batch ? cap : 2 * batch);
+    bk_class_checks[cls].off_mask = span - 1;
+    bk_class_checks[cls].divc = UINT64_MAX / size + 1;
+}
+
+void bk_size_classes_init(void)
+{
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        derive_class(cls);
+    /* Fill the lookup table: entry i serves sizes (16(i-1), 16i]. */
+    unsigned cls = 1;
+    for (unsigned i = 0; i < BK_LOOKUP_ENTRIES; i++) {
+        uint32_t max_size = i == 0 ? 1 : i << BK_QUANTUM_SHIFT;
+        while (bk_classes[cls].size < max_size)
+            cls++;
+        bk_class_of_size[i] = (uint8_t)cls;
+    }
+}

@@ -1,0 +1,60 @@
+/* Size classes: the table that maps a request size to a small-object class.
+ *
+ * The derivation lives in size_class.c.  The lookup the fast path uses is one
+ * shift and one table load: bk_class_of_size[(size + 15) >> 4].  Class 0 is
+ * reserved: it means "not a small object" everywhere (the page map stores it
+ * for large spans and unknown memory, and no thread cache ever holds a block
+ * in class 0), so fast paths can fold that case into their miss branch. */
+#ifndef BRISK_SIZE_CLASS_H
+#define BRISK_SIZE_CLASS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "../os/compiler.h"
+
+#define BK_SMALL_MAX        (256u * 1024u)          /* largest small class */
+#define BK_QUANTUM_SHIFT    4                       /* 16-byte alignment */
+#define BK_QUANTUM          (1u << BK_QUANTUM_SHIFT)
+#define BK_LOOKUP_ENTRIES   ((BK_SMALL_MAX >> BK_QUANTUM_SHIFT) + 1)
+#define BK_LINEAR_CLASSES   8                       /* 16, 32, ... 128 */
+#define BK_STEPS_PER_DOUBLING 8                     /* 12.5% worst waste */
+#define BK_DOUBLINGS        11                      /* 128 -> 256 KiB */
+#define BK_NUM_CLASSES      (1 + BK_LINEAR_CLASSES + BK_STEPS_PER_DOUBLING * BK_DOUBLINGS)
+
+struct bk_class_info {
+    uint32_t size;        /* object size in bytes */
+    uint32_t span_pages;  /* pages per span (a power of two) */
+    uint32_t objects;     /* objects per span */
+    uint16_t batch;       /* objects moved per central transfer */
+    uint16_t cache_max;   /* most objects a thread cache keeps */
+};
+
+/* What free() needs to validate a pointer without touching the span: spans
+ * of small classes are naturally aligned powers of two, so the offset of a
+ * pointer inside its span is addr & off_mask, and it lies on an object
+ * boundary iff offset % size == 0, i.e. offset * divc < divc with
+ * divc = 2^64 / size rounded up (Lemire's divisibility test). */
+struct bk_class_check {
+    uint64_t off_mask;
+    uint64_t divc;
+};
+
+extern BK_INTERNAL uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
+extern BK_INTERNAL struct bk_class_info bk_classes[BK_NUM_CLASSES];
+extern BK_INTERNAL struct bk_class_check bk_class_checks[BK_NUM_CLASSES];
+
+BK_INTERNAL void bk_size_classes_init(void);
+
+/* Only valid for 1 <= size <= BK_SMALL_MAX (size 0 is served as 1). */
+BK_FAST_PATH unsigned bk_size_to_class(size_t size)
+{
+    return bk_class_of_size[(size + BK_QUANTUM - 1) >> BK_QUANTUM_SHIFT];
+}
+
+BK_FAST_PATH bool bk_on_object_boundary(unsigned cls, uintptr_t addr)
+{
+    const struct bk_class_check *c = &bk_class_checks[cls];
+    return (addr & c->off_mask) * c->divc < c->divc;
+}
+
+#endif

@@ -1,0 +1,99 @@
+/* Statistics (see stats.h). */
+#include "stats.h"
+
+#include <string.h>
+#include "../page_heap/meta.h"
+#include "../page_heap/page_heap.h"
+#include "central_list.h"
+#include "large_alloc.h"
+#include "size_class.h"
+
+void bk_core_stats(struct brisk_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    struct bk_ph_stats ph;
+    bk_ph_get_stats(&ph);
+    st->mapped = ph.mapped;
+    st->active = ph.active;
+    st->released = ph.clean_free;
+    st->metadata = bk_meta_bytes() + ph.metadata;
+    st->large_allocated = bk_large_live_bytes();
+    st->nclasses = BK_NUM_CLASSES - 1;
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+        struct bk_central_stats cs;
+        struct brisk_class_stats *out = &st->classes[cls - 1];
+        bk_central_get_stats(cls, &cs);
+        out->size = bk_classes[cls].size;
+        out->spans = cs.spans;
+        out->central_objects = cs.free_in_spans + cs.in_stripes;
+        /* Until the thread caches are counted: everything out of the spans. */
+        out->live_objects = cs.objects - out->central_objects;
+    }
+    st->resident = ph.active + ph.dirty_free + st->metadata;
+}
+
+void bk_stats_finish(struct brisk_stats *st)
+{
+    st->allocated = st->large_allocated;
+    st->cached_bytes = st->central_bytes = 0;
+    for (size_t i = 0; i < st->nclasses; i++) {
+        struct brisk_class_stats *c = &st->classes[i];
+        /* Caches are sampled without locks: clamp a torn read. */
+        if (c->cached_objects > c->live_objects)
+            c->cached_objects = c->live_objects;
+        c->live_objects -= c->cached_objects;
+        st->allocated += c->live_objects * c->size;
+        st->cached_bytes += c->cached_objects * c->size;
+        st->central_bytes += c->central_objects * c->size;
+    }
+}
+
+static void write_text(FILE *out, const struct brisk_stats *st)
+{
+    fprintf(out,
+            "brisk statistics\n"
+            "  allocated      %12zu bytes (live: small objects at class size + large)\n"
+            "  active         %12zu bytes (in spans)\n"
+            "  resident       %12zu bytes (estimate)\n"
+            "  mapped         %12zu bytes\n"
+            "  metadata       %12zu bytes\n"
+            "  released       %12zu bytes (free, given back to the kernel)\n"
+            "  thread caches  %12zu (holding %zu bytes)\n"
+            "  central lists  %12zu bytes free\n"
+            "  %8s %10s %10s %10s %8s\n",
+            st->allocated, st->active, st->resident, st->mapped, st->metadata, st->released,
+            st->thread_caches, st->cached_bytes, st->central_bytes, "class", "live", "cached",
+            "central", "spans");
+    for (size_t i = 0; i < st->nclasses; i++) {
+        const struct brisk_class_stats *c = &st->classes[i];
+        if (c->spans || c->live_objects || c->cached_objects)
+            fprintf(out, "  %8zu %10zu %10zu %10zu %8zu\n", c->size, c->live_objects,
+                    c->cached_objects, c->central_objects, c->spans);
+    }
+}
+
+static void write_json(FILE *out, const struct brisk_stats *st)
+{
+    fprintf(out,
+            "{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"mapped\":%zu,"
+            "\"metadata\":%zu,\"released\":%zu,\"large_allocated\":%zu,"
+            "\"thread_caches\":%zu,\"cached_bytes\":%zu,\"central_bytes\":%zu,\"classes\":[",
+            st->allocated, st->active, st->resident, st->mapped, st->metadata, st->released,
+            st->large_allocated, st->thread_caches, st->cached_bytes, st->central_bytes);
+    for (size_t i = 0; i < st->nclasses; i++) {
+        const struct brisk_class_stats *c = &st->classes[i];
+        fprintf(out, "%s{\"size\":%zu,\"live\":%zu,\"cached\":%zu,\"central\":%zu,\"spans\":%zu}",
+                i ? "," : "", c->size, c->live_objects, c->cached_objects, c->central_objects,
+                c->spans);
+    }
+    fprintf(out, "]}\n");
+}
+
+void bk_stats_write(FILE *out, int json, const struct brisk_stats *st)
+{
+    if (json)
+        write_json(out, st);
+    else
+        write_text(out, st);
+    fflush(out);
+}

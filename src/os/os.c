@@ -1,0 +1,178 @@
+/* Linux implementation of the OS layer (see os.h). */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+void *bk_os_map(size_t size, size_t align)
+{
+    int saved = errno;
+    size_t span = size + (align > 4096 ? align : 0);
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) {
+        errno = saved;
+        return NULL;
+    }
+    if (span == size)
+        return raw;
+    /* Over-reserved by `align`: trim the unaligned head and the tail. */
+    char *p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    size_t tail = (size_t)((raw + span) - (p + size));
+    if (tail)
+        munmap(p + size, tail);
+    errno = saved;
+    return p;
+}
+
+void bk_os_unmap(void *p, size_t size)
+{
+    int saved = errno;
+    munmap(p, size);
+    errno = saved;
+}
+
+void bk_os_release(void *p, size_t size)
+{
+    int saved = errno;
+    madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+}
+
+void bk_os_hugepage_hint(void *p, size_t size)
+{
+    int saved = errno;
+    madvise(p, size, MADV_HUGEPAGE);
+    errno = saved;
+}
+
+void bk_os_write_stderr(const char *s, size_t n)
+{
+    int saved = errno;
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        s += w;
+        n -= (size_t)w;
+    }
+    errno = saved;
+}
+
+void bk_os_abort(void)
+{
+    /* abort() in glibc may flush stdio, which can re-enter a corrupt heap;
+     * raise SIGABRT directly first. */
+    raise(SIGABRT);
+    _exit(127);
+}
+
+uint64_t bk_os_random(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&v ^
+            ((uint64_t)getpid() << 32);
+    }
+    return v | 1;
+}
+
+/* Read a small file into buf (NUL-terminated); false if it cannot be read. */
+static bool read_small_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    return true;
+}
+
+static long parse_long(const char **s)
+{
+    long v = 0;
+    while (**s >= '0' && **s <= '9')
+        v = v * 10 + (*(*s)++ - '0');
+    return v;
+}
+
+/* CPU limit from cgroup v2 "cpu.max" ("max 100000" or "200000 100000") or
+ * cgroup v1 cfs files; 0 when unlimited or unknown. */
+static unsigned cgroup_cpu_limit(void)
+{
+    char buf[128];
+    long quota = -1, period = 0;
+    if (read_small_file("/sys/fs/cgroup/cpu.max", buf, sizeof buf)) {
+        const char *s = buf;
+        if (*s >= '0' && *s <= '9') {
+            quota = parse_long(&s);
+            while (*s == ' ')
+                s++;
+            period = parse_long(&s);
+        }
+    } else if (read_small_file("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", buf, sizeof buf) &&
+               buf[0] != '-') {
+        const char *s = buf;
+        quota = parse_long(&s);
+        if (read_small_file("/sys/fs/cgroup/cpu/cpu.cfs_period_us", buf, sizeof buf)) {
+            s = buf;
+            period = parse_long(&s);
+        }
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (unsigned)((quota + period - 1) / period);
+}
+
+unsigned bk_os_cpu_count(void)
+{
+    cpu_set_t set;
+    unsigned n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (unsigned)CPU_COUNT(&set);
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (unsigned)c : 1;
+    }
+    unsigned limit = cgroup_cpu_limit();
+    if (limit && limit < n)
+        n = limit;
+    return n;
+}
+
+const char *bk_os_getenv(const char *name)
+{
+    size_t len = strlen(name);
+    if (!environ)
+        return NULL;
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    return NULL;
+}
+
+size_t bk_os_page_size(void)
+{
+    long p = sysconf(_SC_PAGESIZE);
+    return p > 0 ? (size_t)p : 4096;
+}

@@ -1,0 +1,157 @@
+/* Buddy heap over page indices (see buddy.h for the invariants). */
+#include "buddy.h"
+
+#include <string.h>
+
+static void list_push(struct bk_buddy *b, size_t p, unsigned order)
+{
+    uint16_t h = b->head[order];
+    b->next[p] = h;
+    b->prev[p] = BK_BUDDY_NIL;
+    if (h != BK_BUDDY_NIL)
+        b->prev[h] = (uint16_t)p;
+    b->head[order] = (uint16_t)p;
+    b->head_order[p] = (uint8_t)(order + 1);
+    b->order_mask |= 1u << order;
+}
+
+static void list_remove(struct bk_buddy *b, size_t p, unsigned order)
+{
+    uint16_t n = b->next[p], pr = b->prev[p];
+    if (pr != BK_BUDDY_NIL)
+        b->next[pr] = n;
+    else
+        b->head[order] = n;
+    if (n != BK_BUDDY_NIL)
+        b->prev[n] = pr;
+    b->head_order[p] = 0;
+    if (b->head[order] == BK_BUDDY_NIL)
+        b->order_mask &= ~(1u << order);
+}
+
+/* Clean pages in [first, first + n). */
+static size_t count_clean(const struct bk_buddy *b, size_t first, size_t n)
+{
+    size_t c = 0;
+    for (size_t p = first; p < first + n;) {
+        if ((p & 63) == 0 && p + 64 <= first + n) {
+            c += (size_t)__builtin_popcountll(b->clean[p >> 6]);
+            p += 64;
+        } else {
+            c += (b->clean[p >> 6] >> (p & 63)) & 1;
+            p++;
+        }
+    }
+    return c;
+}
+
+static void set_clean(struct bk_buddy *b, size_t first, size_t n, bool clean)
+{
+    for (size_t p = first; p < first + n;) {
+        if ((p & 63) == 0 && p + 64 <= first + n) {
+            b->clean[p >> 6] = clean ? ~0ull : 0;
+            p += 64;
+        } else {
+            uint64_t bit = 1ull << (p & 63);
+            b->clean[p >> 6] = clean ? b->clean[p >> 6] | bit : b->clean[p >> 6] & ~bit;
+            p++;
+        }
+    }
+}
+
+void bk_buddy_init(struct bk_buddy *b, unsigned max_order)
+{
+    memset(b, 0, sizeof *b);
+    b->max_order = max_order;
+    for (unsigned k = 0; k <= BK_BUDDY_MAX_ORDER; k++)
+        b->head[k] = BK_BUDDY_NIL;
+    size_t pages = (size_t)1 << max_order;
+    set_clean(b, 0, pages, true);
+    b->free_pages = (uint32_t)pages;
+    list_push(b, 0, max_order);
+}
+
+/* Free one aligned block of 2^order pages, merging upwards. */
+static void free_block(struct bk_buddy *b, size_t p, unsigned order)
+{
+    while (order < b->max_order) {
+        size_t buddy = p ^ ((size_t)1 << order);
+        if (b->head_order[buddy] != order + 1)
+            break;
+        list_remove(b, buddy, order);
+        p &= ~((size_t)1 << order);
+        order++;
+    }
+    list_push(b, p, order);
+}
+
+/* Free [first, first + n) as maximal aligned blocks. */
+static void free_range(struct bk_buddy *b, size_t first, size_t n)
+{
+    size_t end = first + n;
+    while (first < end) {
+        unsigned order = first ? (unsigned)__builtin_ctzl(first) : b->max_order;
+        while (first + ((size_t)1 << order) > end)
+            order--;
+        free_block(b, first, order);
+        first += (size_t)1 << order;
+    }
+}
+
+long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages, bool *zeroed)
+{
+    size_t want = npages > align_pages ? npages : align_pages;
+    if (npages == 0 || want > ((size_t)1 << b->max_order))
+        return -1;
+    unsigned order = bk_log2_ceil(want);
+    uint32_t avail = b->order_mask >> order;
+    if (!avail)
+        return -1;
+    unsigned k = order + (unsigned)__builtin_ctz(avail);
+    size_t p = b->head[k];
+    list_remove(b, p, k);
+    while (k > order) {                  /* split, keeping the lower half */
+        k--;
+        list_push(b, p + ((size_t)1 << k), k);
+    }
+    size_t block = (size_t)1 << order;
+    if (block > npages)                  /* give the tail back */
+        free_range(b, p + npages, block - npages);
+    size_t clean = count_clean(b, p, npages);
+    *zeroed = clean == npages;
+    set_clean(b, p, npages, false);
+    b->free_pages -= (uint32_t)npages;
+    b->dirty_free -= (uint32_t)(npages - clean);
+    return (long)p;
+}
+
+void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages)
+{
+    b->free_pages += (uint32_t)npages;
+    b->dirty_free += (uint32_t)npages;
+    free_range(b, first, npages);
+}
+
+size_t bk_buddy_release(struct bk_buddy *b, unsigned min_order,
+                        void (*release)(void *ctx, size_t first, size_t npages), void *ctx)
+{
+    size_t released = 0;
+    for (unsigned k = min_order; k <= b->max_order; k++) {
+        size_t n = (size_t)1 << k;
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->next[p]) {
+            size_t dirty = n - count_clean(b, p, n);
+            if (!dirty)
+                continue;
+            release(ctx, p, n);
+            set_clean(b, p, n, true);
+            released += dirty;
+        }
+    }
+    b->dirty_free -= (uint32_t)released;
+    return released;
+}
+
+int bk_buddy_free_order_at(const struct bk_buddy *b, size_t p)
+{
+    return (int)b->head_order[p] - 1;
+}

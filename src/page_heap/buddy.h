@@ -1,0 +1,70 @@
+/* The buddy heap: power-of-two blocks of pages inside one region.
+ *
+ * A region of 2^max_order pages is managed as blocks of 2^k pages, each
+ * aligned to its own size relative to the region base.  Allocation takes the
+ * smallest free block that fits and splits it, pushing the upper halves back
+ * as free blocks; freeing merges a block with its buddy (the other half of
+ * its parent) for as long as the buddy is free and whole.  A request that is
+ * not a power of two gets the power-of-two block and immediately returns the
+ * tail, so a 33-page request holds 33 pages, not 64.
+ *
+ * Invariants (checked by tests/test_buddy.c):
+ *  - every page is either in exactly one free block or allocated;
+ *  - head_order[p] != 0 iff page p starts a free block, whose order is
+ *    head_order[p] - 1; that block is on free list `order`;
+ *  - two free buddies of the same order never coexist (they would have
+ *    merged);
+ *  - a page is "clean" when it is known to read as zero (never touched since
+ *    the OS mapped it, or released with madvise since).  dirty_free counts
+ *    free pages that are not clean: what releasing would give back.
+ *
+ * The structure is pure bookkeeping over page indices and never touches the
+ * memory it describes, so tests drive it over a fake region. */
+#ifndef BRISK_BUDDY_H
+#define BRISK_BUDDY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "../os/compiler.h"
+#include "span.h"
+
+#define BK_BUDDY_MAX_ORDER BK_REGION_ORDER
+#define BK_BUDDY_PAGES     BK_REGION_PAGES
+#define BK_BUDDY_NIL       0xffffu
+
+struct bk_buddy {
+    unsigned max_order;
+    uint32_t free_pages;
+    uint32_t dirty_free;
+    uint32_t order_mask;                       /* bit k: free list k non-empty */
+    uint16_t head[BK_BUDDY_MAX_ORDER + 1];     /* first free block per order */
+    uint8_t head_order[BK_BUDDY_PAGES];        /* order + 1 at free block heads */
+    uint16_t next[BK_BUDDY_PAGES], prev[BK_BUDDY_PAGES];
+    uint64_t clean[BK_BUDDY_PAGES / 64];
+};
+
+/* All 2^max_order pages free and clean. */
+BK_INTERNAL void bk_buddy_init(struct bk_buddy *b, unsigned max_order);
+/* Allocate npages pages aligned to align_pages (a power of two, relative to
+ * the region start).  Returns the first page index, or -1.  *zeroed says
+ * whether every allocated page was clean. */
+BK_INTERNAL long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages,
+                                bool *zeroed);
+/* Free npages pages from page `first` (they become dirty), merging buddies. */
+BK_INTERNAL void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages);
+/* Can a block of at least 2^order pages be allocated? */
+static inline bool bk_buddy_has(const struct bk_buddy *b, unsigned order)
+{
+    return (b->order_mask >> order) != 0;
+}
+/* Mark every free block of at least 2^min_order pages that holds dirty pages
+ * as clean, calling release(ctx, first_page, npages) for each.  Returns the
+ * number of pages that were dirty. */
+BK_INTERNAL size_t bk_buddy_release(struct bk_buddy *b, unsigned min_order,
+                                    void (*release)(void *ctx, size_t first, size_t npages),
+                                    void *ctx);
+/* The order of the free block starting at page p, or -1 (for tests). */
+BK_INTERNAL int bk_buddy_free_order_at(const struct bk_buddy *b, size_t p);
+
+#endif

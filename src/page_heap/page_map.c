@@ -1,0 +1,41 @@
+/* Page map leaves and updates (see page_map.h for the invariants). */
+#include "page_map.h"
+#include "../os/os.h"
+
+struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
+static size_t leaf_bytes_mapped;
+
+bool bk_pm_ensure(uintptr_t addr, size_t len)
+{
+    if (len == 0)
+        len = 1;
+    uintptr_t last = addr + len - 1;
+    if (last < addr || (last >> BK_PM_LEAF_SHIFT) >= ((uintptr_t)1 << BK_PM_ROOT_BITS))
+        return false;
+    for (uintptr_t i = addr >> BK_PM_LEAF_SHIFT; i <= last >> BK_PM_LEAF_SHIFT; i++) {
+        if (bk_pm_root[i])
+            continue;
+        struct bk_pm_leaf *leaf = bk_os_map(sizeof *leaf, 4096);
+        if (!leaf)
+            return false;
+        leaf_bytes_mapped += sizeof *leaf;
+        bk_store_release(&bk_pm_root[i], leaf);
+    }
+    return true;
+}
+
+void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls)
+{
+    for (size_t i = 0; i < npages; i++) {
+        uintptr_t a = addr + (i << BK_PAGE_SHIFT);
+        struct bk_pm_leaf *leaf = bk_pm_root[a >> BK_PM_LEAF_SHIFT];
+        size_t idx = bk_pm_index(a);
+        bk_store_relaxed(&leaf->cls[idx], (uint8_t)cls);
+        bk_store_relaxed(&leaf->span[idx], s);
+    }
+}
+
+size_t bk_pm_metadata_bytes(void)
+{
+    return leaf_bytes_mapped;
+}

@@ -1,0 +1,71 @@
+/* The page map: address -> span descriptor and size class, in O(1).
+ *
+ * A two-level radix tree over the 47-bit user address space at page
+ * granularity: the root (static, in BSS) has one slot per GiB; a leaf covers
+ * one GiB (2^17 pages) and holds a size-class byte and a span pointer per
+ * page.  Leaves come from the OS layer when the page heap first maps memory
+ * in their GiB and are never freed, so readers need no lock: a leaf pointer
+ * is published with a release store and read with a relaxed load (the
+ * program's own synchronisation orders a free after the malloc that returned
+ * the pointer).  Entries are written under the page heap lock.
+ *
+ * Class 0 means "not a small object": a large or huge span's first page, or
+ * memory brisk does not own.  The fast path of free() reads only the class
+ * byte; everything else goes to the slow path. */
+#ifndef BRISK_PAGE_MAP_H
+#define BRISK_PAGE_MAP_H
+
+#include <stdbool.h>
+#include "../os/compiler.h"
+#include "span.h"
+
+#define BK_PM_ADDR_BITS  47
+#define BK_PM_LEAF_BITS  17
+#define BK_PM_ROOT_BITS  (BK_PM_ADDR_BITS - BK_PAGE_SHIFT - BK_PM_LEAF_BITS)
+#define BK_PM_LEAF_SHIFT (BK_PAGE_SHIFT + BK_PM_LEAF_BITS)
+
+struct bk_pm_leaf {
+    uint8_t cls[1u << BK_PM_LEAF_BITS];
+    struct bk_span *span[1u << BK_PM_LEAF_BITS];
+};
+
+extern BK_INTERNAL struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
+
+static inline struct bk_pm_leaf *bk_pm_leaf_of(uintptr_t addr)
+{
+    uintptr_t i = addr >> BK_PM_LEAF_SHIFT;
+    if (bk_unlikely(i >= ((uintptr_t)1 << BK_PM_ROOT_BITS)))
+        return NULL;
+    return bk_load_relaxed(&bk_pm_root[i]);
+}
+
+static inline size_t bk_pm_index(uintptr_t addr)
+{
+    return (addr >> BK_PAGE_SHIFT) & ((1u << BK_PM_LEAF_BITS) - 1);
+}
+
+/* Size class of the page holding addr; 0 if not a small-object page. */
+BK_FAST_PATH unsigned bk_pm_class(uintptr_t addr)
+{
+    struct bk_pm_leaf *leaf = bk_pm_leaf_of(addr);
+    return leaf ? bk_load_relaxed(&leaf->cls[bk_pm_index(addr)]) : 0;
+}
+
+/* Span holding addr (any page of a small span, the first page of a large or
+ * huge one); NULL if none. */
+static inline struct bk_span *bk_pm_span(uintptr_t addr)
+{
+    struct bk_pm_leaf *leaf = bk_pm_leaf_of(addr);
+    return leaf ? bk_load_relaxed(&leaf->span[bk_pm_index(addr)]) : NULL;
+}
+
+/* Make sure leaves exist for [addr, addr + len); false if out of memory or
+ * outside the mapped address space.  Caller holds the page heap lock. */
+BK_INTERNAL bool bk_pm_ensure(uintptr_t addr, size_t len);
+/* Point npages pages from addr at span s with class cls (s may be NULL and
+ * cls 0 to clear).  Leaves must exist.  Caller holds the page heap lock. */
+BK_INTERNAL void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls);
+/* Bytes of leaves mapped (metadata statistics). */
+BK_INTERNAL size_t bk_pm_metadata_bytes(void);
+
+#endif

@@ -1,0 +1,354 @@
+/* Thread cache slow paths, lifecycle and registry (see thread_cache.h). */
+#include "thread_cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "../core/central_list.h"
+#include "../core/error.h"
+#include "../core/large_alloc.h"
+#include "../core/options.h"
+#include "../os/lock.h"
+#include "../page_heap/meta.h"
+
+static struct bk_tcache bk_tc_empty;   /* this thread has no cache yet */
+static struct bk_tcache bk_tc_dead;    /* this thread's cache was destroyed */
+
+__thread struct bk_tcache *bk_tc __attribute__((tls_model("initial-exec"))) = &bk_tc_empty;
+
+static struct {
+    bk_lock_t lock;
+    struct bk_tcache *live, *free;
+    size_t nlive;
+    unsigned next_stripe;
+} registry = { .lock = BK_LOCK_INIT };
+
+static int tc_state;                   /* 0: not yet, 2: ready */
+static int tc_usable;                  /* key created and caches enabled */
+static pthread_t tc_init_owner;
+static int tc_init_running;
+static bk_lock_t tc_init_lock = BK_LOCK_INIT;
+static pthread_key_t tc_key;
+
+static void thread_exit(void *arg);
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
+/* ---- initialisation ---------------------------------------------------- */
+
+/* Phase 2 of start-up (phase 1 is bk_core_init): the pthread key whose
+ * destructor flushes a thread's cache at exit, and the fork handlers.  Both
+ * calls may allocate (glibc's atfork list is a growable array); such a
+ * recursive malloc on the initialising thread finds the core ready and no
+ * caches yet, and is served by the central lists directly. */
+void bk_tc_ensure_init(void)
+{
+    if (bk_likely(bk_load_acquire(&tc_state) == 2))
+        return;
+    bk_core_ensure();
+    if (bk_load_acquire(&tc_init_running) && pthread_equal(tc_init_owner, pthread_self()))
+        return;
+    bk_lock(&tc_init_lock);
+    if (!tc_state) {
+        tc_init_owner = pthread_self();
+        bk_store_release(&tc_init_running, 1);
+        int key_ok = pthread_key_create(&tc_key, thread_exit) == 0;
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        tc_usable = key_ok && bk_opt(BK_OPT_tcache_max_bytes) != 0;
+        bk_store_release(&tc_init_running, 0);
+        bk_store_release(&tc_state, 2);
+    }
+    bk_unlock(&tc_init_lock);
+}
+
+static struct bk_tcache *cache_create(void)
+{
+    bk_lock(&registry.lock);
+    struct bk_tcache *tc = registry.free;
+    if (tc)
+        registry.free = tc->next;
+    bk_unlock(&registry.lock);
+    if (!tc && !(tc = bk_meta_alloc(sizeof *tc)))
+        return NULL;
+    *tc = (struct bk_tcache){ .budget = bk_opt(BK_OPT_tcache_max_bytes) };
+    bk_lock(&registry.lock);
+    tc->stripe = registry.next_stripe++ % bk_central_stripes();
+    tc->next = registry.live;
+    if (registry.live)
+        registry.live->prev = tc;
+    registry.live = tc;
+    registry.nlive++;
+    bk_unlock(&registry.lock);
+    bk_tc = tc;
+    /* May allocate (keys past glibc's first 32); bk_tc is already set. */
+    pthread_setspecific(tc_key, tc);
+    return tc;
+}
+
+/* The calling thread's cache, created on first use; NULL when the thread
+ * must go to the central lists directly (exiting, start-up, or caches
+ * disabled). */
+static struct bk_tcache *cache_get(void)
+{
+    struct bk_tcache *tc = bk_tc;
+    if (bk_likely(tc != &bk_tc_empty && tc != &bk_tc_dead))
+        return tc;
+    bk_tc_ensure_init();
+    if (tc == &bk_tc_dead || !bk_load_acquire(&tc_state) || !tc_usable)
+        return NULL;
+    return cache_create();
+}
+
+/* ---- capacity ----------------------------------------------------------- */
+
+static void flush(struct bk_tcache *tc, unsigned cls, uint32_t n);
+
+static void shrink(struct bk_tcache *tc, unsigned cls)
+{
+    const struct bk_class_info *ci = &bk_classes[cls];
+    uint32_t new_cap = tc->cap[cls] - ci->batch;
+    uint32_t count = tc->cap[cls] - tc->room[cls];
+    if (count > new_cap)
+        flush(tc, cls, count - new_cap);
+    tc->cap[cls] = new_cap;
+    tc->room[cls] -= ci->batch;
+    tc->cap_bytes -= (size_t)ci->batch * ci->size;
+}
+
+/* Take capacity from other lists, round robin, until `need` more bytes fit
+ * in the budget or a handful of lists have been visited. */
+static bool steal(struct bk_tcache *tc, unsigned cls, size_t need)
+{
+    for (unsigned tries = 0; tries < 8 && tc->cap_bytes + need > tc->budget; tries++) {
+        unsigned v = 1 + tc->victim++ % (BK_NUM_CLASSES - 1);
+        if (v != cls && tc->cap[v] >= bk_classes[v].batch)
+            shrink(tc, v);
+    }
+    return tc->cap_bytes + need <= tc->budget;
+}
+
+static bool grow(struct bk_tcache *tc, unsigned cls)
+{
+    const struct bk_class_info *ci = &bk_classes[cls];
+    size_t add = (size_t)ci->batch * ci->size;
+    if (tc->cap[cls] + ci->batch > ci->cache_max)
+        return false;
+    if (tc->cap_bytes + add > tc->budget && !steal(tc, cls, add))
+        return false;
+    tc->cap[cls] += ci->batch;
+    tc->room[cls] += ci->batch;
+    tc->cap_bytes += add;
+    return true;
+}
+
+/* ---- moving blocks to and from the central lists ------------------------ */
+
+/* Send the first n blocks of a list to the central lists. */
+static void flush(struct bk_tcache *tc, unsigned cls, uint32_t n)
+{
+    while (n) {
+        uint32_t batch = bk_classes[cls].batch;
+        uint32_t k = n < batch ? n : batch;
+        void **first = tc->head[cls], **last = first;
+        for (uint32_t i = 1; i < k; i++)
+            last = last[0];
+        tc->head[cls] = last[0];
+        last[0] = NULL;
+        tc->room[cls] += k;
+        n -= k;
+        bk_central_give(cls, tc->stripe, first, k);
+    }
+}
+
+static void *refill(struct bk_tcache *tc, unsigned cls)
+{
+    grow(tc, cls);
+    uint32_t batch = bk_classes[cls].batch;
+    uint32_t want = tc->room[cls] + 1 < batch ? tc->room[cls] + 1 : batch;
+    void **chain;
+    uint32_t n = bk_central_take(cls, tc->stripe, want, (void **)&chain);
+    if (!n)
+        return NULL;
+    tc->head[cls] = chain[0];
+    tc->room[cls] -= n - 1;
+    chain[1] = NULL;
+    return chain;
+}
+
+static void *central_one(unsigned cls)
+{
+    void **p;
+    if (!bk_central_take(cls, 0, 1, (void **)&p))
+        return NULL;
+    p[1] = NULL;
+    return p;
+}
+
+static void *cache_alloc(unsigned cls)
+{
+    struct bk_tcache *tc = cache_get();
+    if (!tc)
+        return central_one(cls);
+    void **p = tc->head[cls];
+    if (!p)
+        return refill(tc, cls);
+    tc->head[cls] = p[0];
+    tc->room[cls]++;
+    p[1] = NULL;
+    return p;
+}
+
+/* ---- slow paths ----------------------------------------------------------- */
+
+void *bk_tc_malloc_class(unsigned cls)
+{
+    void *p = cache_alloc(cls);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+void *bk_tc_malloc_slow(size_t size)
+{
+    void *p;
+    if (size > BK_SMALL_MAX) {
+        bk_core_ensure();
+        p = size <= PTRDIFF_MAX ? bk_large_alloc(size, 0, false) : NULL;
+    } else {
+        bk_tc_ensure_init();
+        p = cache_alloc(bk_size_to_class(size));
+    }
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+static void cache_free(unsigned cls, void **p)
+{
+    struct bk_tcache *tc = cache_get();
+    p[1] = (void *)bk_free_mark((uintptr_t)p);
+    if (!tc) {
+        p[0] = NULL;
+        bk_central_give(cls, 0, p, 1);
+        return;
+    }
+    if (tc->room[cls] == 0 && !grow(tc, cls)) {
+        uint32_t count = tc->cap[cls] - tc->room[cls];
+        uint32_t batch = bk_classes[cls].batch;
+        flush(tc, cls, count < batch ? count : batch);
+    }
+    if (tc->room[cls] == 0) {        /* capacity 0 and no budget: bypass */
+        p[0] = NULL;
+        bk_central_give(cls, tc->stripe, p, 1);
+        return;
+    }
+    p[0] = tc->head[cls];
+    tc->head[cls] = p;
+    tc->room[cls]--;
+}
+
+void bk_tc_free_slow(void *ptr)
+{
+    if (!ptr)
+        return;
+    uintptr_t a = (uintptr_t)ptr;
+    struct bk_span *s = bk_pm_span(a);
+    if (!s)
+        bk_fatal_pointer("free", "invalid pointer", ptr);
+    if (s->kind != BK_SPAN_SMALL) {
+        if (a != s->start)
+            bk_fatal_pointer("free", "invalid pointer", ptr);
+        bk_large_free(s);
+        return;
+    }
+    unsigned cls = s->cls;
+    void **p = ptr;
+    if (!bk_on_object_boundary(cls, a))
+        bk_fatal_pointer("free", "invalid pointer", ptr);
+    if ((uintptr_t)p[1] == bk_free_mark(a))
+        bk_fatal_pointer("free", "double free of", ptr);
+    cache_free(cls, p);
+}
+
+/* ---- thread exit, trim, fork, statistics ---------------------------------- */
+
+static void flush_all(struct bk_tcache *tc)
+{
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        flush(tc, cls, tc->cap[cls] - tc->room[cls]);
+}
+
+/* pthread key destructor.  From here on the thread's bk_tc is bk_tc_dead, so
+ * whatever it allocates or frees later (other destructors, C++ thread_local
+ * destructors, glibc's own thread clean-up) goes to the central lists. */
+static void thread_exit(void *arg)
+{
+    struct bk_tcache *tc = arg;
+    bk_tc = &bk_tc_dead;
+    flush_all(tc);
+    bk_lock(&registry.lock);
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        registry.live = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    registry.nlive--;
+    tc->next = registry.free;
+    registry.free = tc;
+    bk_unlock(&registry.lock);
+}
+
+void bk_tc_flush_self(void)
+{
+    struct bk_tcache *tc = bk_tc;
+    if (tc != &bk_tc_empty && tc != &bk_tc_dead)
+        flush_all(tc);
+}
+
+static void fork_prepare(void)
+{
+    bk_lock(&registry.lock);
+    bk_core_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    bk_core_fork_parent();
+    bk_unlock(&registry.lock);
+}
+
+/* In the child only the forking thread survives: the other threads' caches
+ * can never be flushed (they may have been mid-update), so they are dropped
+ * from the registry and their blocks are lost to the child. */
+static void fork_child(void)
+{
+    bk_core_fork_child();
+    struct bk_tcache *self = bk_tc;
+    bool has_cache = self != &bk_tc_empty && self != &bk_tc_dead;
+    registry.live = has_cache ? self : NULL;
+    registry.nlive = has_cache;
+    if (has_cache)
+        self->next = self->prev = NULL;
+    bk_lock_reinit(&registry.lock);
+    bk_lock_reinit(&tc_init_lock);
+}
+
+/* Other threads' counters are read without synchronisation on purpose:
+ * statistics are a sample, and the fast paths must not pay for them. */
+BK_NO_TSAN void bk_tc_stats_add(struct brisk_stats *st)
+{
+    bk_lock(&registry.lock);
+    st->thread_caches = registry.nlive;
+    for (struct bk_tcache *tc = registry.live; tc; tc = tc->next) {
+        for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+            uint32_t cap = *(volatile uint32_t *)&tc->cap[cls];
+            uint32_t room = *(volatile uint32_t *)&tc->room[cls];
+            if (cap > room)
+                st->classes[cls - 1].cached_objects += cap - room;
+        }
+    }
+    bk_unlock(&registry.lock);
+}

@@ -1,0 +1,106 @@
+/* Thread caches: per-thread free lists per size class, and the fast paths.
+ *
+ * Each thread has one initial-exec TLS word, bk_tc, pointing at its cache.
+ * A thread that has none yet points at bk_tc_empty, and a thread whose exit
+ * destructor has run points at bk_tc_dead: both are static caches whose
+ * lists are all empty and whose room is all zero, so they fail the fast
+ * paths' single miss test and send the thread to the slow path, which tells
+ * the two apart.  The fast paths therefore never test for "no cache".
+ *
+ * Per class c a cache holds head[c], a singly linked list through word 0 of
+ * each free block, and room[c], how many more blocks the list may take
+ * before it must flush (its capacity cap[c] minus its length).  Capacities
+ * start at 0, grow by one central batch whenever a list runs empty or full,
+ * up to the class's cache_max, and their sum in bytes stays within the
+ * thread's budget (option tcache_max_bytes): to grow past it a list takes
+ * capacity from another (round robin), flushing what no longer fits.
+ *
+ * Double free.  free() writes a mark, the block's address xor a per-process
+ * secret, into word 1 of every block it caches, and malloc() clears word 1
+ * of every block it hands out.  A block whose word 1 already holds its mark
+ * is therefore free (or the program wrote exactly that secret-derived value
+ * there), and free() reports a double free instead of caching it twice.
+ * The mark survives while the block sits in a cache, a batch or a span free
+ * list, so a second free is caught wherever the first one left the block. */
+#ifndef BRISK_THREAD_CACHE_H
+#define BRISK_THREAD_CACHE_H
+
+#include <stdint.h>
+#include "../../include/brisk.h"
+#include "../core/bootstrap.h"
+#include "../core/size_class.h"
+#include "../os/compiler.h"
+#include "../page_heap/page_map.h"
+
+struct bk_tcache {
+    void *head[BK_NUM_CLASSES];       /* hot: read by every malloc/free */
+    uint32_t room[BK_NUM_CLASSES];
+    uint32_t cap[BK_NUM_CLASSES];     /* cold: slow paths and statistics */
+    size_t cap_bytes;
+    size_t budget;
+    unsigned stripe;
+    unsigned victim;
+    struct bk_tcache *next, *prev;    /* registry of live caches */
+};
+
+extern BK_INTERNAL __thread struct bk_tcache *bk_tc __attribute__((tls_model("initial-exec")));
+
+BK_INTERNAL BK_SLOW_PATH void *bk_tc_malloc_slow(size_t size);
+BK_INTERNAL BK_SLOW_PATH void bk_tc_free_slow(void *ptr);
+/* Small-object allocation for an explicit class (aligned allocations). */
+BK_INTERNAL void *bk_tc_malloc_class(unsigned cls);
+/* Flush the calling thread's cache to the central lists (malloc_trim). */
+BK_INTERNAL void bk_tc_flush_self(void);
+/* Make sure brisk is initialised (core and thread-cache layers). */
+BK_INTERNAL void bk_tc_ensure_init(void);
+/* Add the thread caches' contents to statistics the core filled. */
+BK_INTERNAL void bk_tc_stats_add(struct brisk_stats *st);
+
+BK_FAST_PATH uintptr_t bk_free_mark(uintptr_t addr)
+{
+    return addr ^ bk_free_key;
+}
+
+/* malloc fast path, ~16 instructions: one TLS load, the class lookup (a
+ * shift and a load), and a list pop.  Everything unusual (large sizes, an
+ * empty list, no cache yet) takes the one miss branch to the slow path. */
+BK_FAST_PATH void *bk_tc_malloc(size_t size)
+{
+    struct bk_tcache *tc = bk_tc;
+    if (bk_likely(size <= BK_SMALL_MAX)) {
+        unsigned cls = bk_size_to_class(size);
+        void **p = tc->head[cls];
+        if (bk_likely(p != NULL)) {
+            tc->head[cls] = p[0];
+            tc->room[cls]++;
+            p[1] = NULL;
+            return p;
+        }
+    }
+    return bk_tc_malloc_slow(size);
+}
+
+/* free fast path, ~25 instructions: the page map gives the class (0 for
+ * NULL, large blocks and foreign pointers); the pointer must sit on an
+ * object boundary of its span, must not carry its own free mark already,
+ * and the list must have room.  Anything else goes to the slow path, which
+ * either handles it or reports it. */
+BK_FAST_PATH void bk_tc_free(void *ptr)
+{
+    uintptr_t a = (uintptr_t)ptr;
+    struct bk_tcache *tc = bk_tc;
+    unsigned cls = bk_pm_class(a);
+    uintptr_t mark = bk_free_mark(a);
+    void **p = ptr;
+    if (bk_likely(cls != 0 && bk_on_object_boundary(cls, a) && (uintptr_t)p[1] != mark &&
+                  tc->room[cls] != 0)) {
+        p[0] = tc->head[cls];
+        p[1] = (void *)mark;
+        tc->head[cls] = p;
+        tc->room[cls]--;
+        return;
+    }
+    bk_tc_free_slow(ptr);
+}
+
+#endif
