@@ -31,7 +31,7 @@
 
 uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
 struct bk_class_info bk_classes[BK_NUM_CLASSES];
-struct bk_class_check bk_class_checks[BK_NUM_CLASSES];
+struct bk_class_checks bk_class_checks;
 
 static uint32_t class_size(unsigned cls)
 {
@@ -62,8 +62,8 @@ static void derive_class(unsigned cls)
     ci->batch = (uint16_t)batch;
     uint32_t cap = 262144u / size < 1024 ? 262144u / size : 1024;
     ci->cache_max = (uint16_t)(cap > 2 * batch ? cap : 2 * batch);
-    bk_class_checks[cls].off_mask = span - 1;
-    bk_class_checks[cls].divc = UINT64_MAX / size + 1;
+    bk_class_checks.off_mask[cls] = span - 1;
+    bk_class_checks.divc[cls] = UINT64_MAX / size + 1;
 }
 
 void bk_size_classes_init(void)

@@ -33,15 +33,18 @@ struct bk_class_info {
  * of small classes are naturally aligned powers of two, so the offset of a
  * pointer inside its span is addr & off_mask, and it lies on an object
  * boundary iff offset % size == 0, i.e. offset * divc < divc with
- * divc = 2^64 / size rounded up (Lemire's divisibility test). */
-struct bk_class_check {
-    uint64_t off_mask;
-    uint64_t divc;
+ * divc = 2^64 / size rounded up (Lemire's divisibility test).  Class 0 has
+ * off_mask = divc = 0, so 0 * 0 < 0 fails: the same test rejects pointers
+ * the page map does not know, and the fast path needs no separate "class 0?"
+ * branch.  Two arrays under one symbol, so one base address serves both. */
+struct bk_class_checks {
+    uint64_t off_mask[BK_NUM_CLASSES];
+    uint64_t divc[BK_NUM_CLASSES];
 };
 
 extern BK_INTERNAL uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
 extern BK_INTERNAL struct bk_class_info bk_classes[BK_NUM_CLASSES];
-extern BK_INTERNAL struct bk_class_check bk_class_checks[BK_NUM_CLASSES];
+extern BK_INTERNAL struct bk_class_checks bk_class_checks;
 
 BK_INTERNAL void bk_size_classes_init(void);
 
@@ -53,8 +56,8 @@ BK_FAST_PATH unsigned bk_size_to_class(size_t size)
 
 BK_FAST_PATH bool bk_on_object_boundary(unsigned cls, uintptr_t addr)
 {
-    const struct bk_class_check *c = &bk_class_checks[cls];
-    return (addr & c->off_mask) * c->divc < c->divc;
+    uint64_t divc = bk_class_checks.divc[cls];
+    return (addr & bk_class_checks.off_mask[cls]) * divc < divc;
 }
 
 #endif

@@ -33,8 +33,8 @@
 #include "../page_heap/page_map.h"
 
 struct bk_tcache {
-    void *head[BK_NUM_CLASSES];       /* hot: read by every malloc/free */
-    uint32_t room[BK_NUM_CLASSES];
+    uint32_t room[BK_NUM_CLASSES];    /* hot: read by every malloc/free */
+    void *head[BK_NUM_CLASSES];
     uint32_t cap[BK_NUM_CLASSES];     /* cold: slow paths and statistics */
     size_t cap_bytes;
     size_t budget;
@@ -61,8 +61,10 @@ BK_FAST_PATH uintptr_t bk_free_mark(uintptr_t addr)
     return addr ^ bk_free_key;
 }
 
-/* malloc fast path, ~16 instructions: one TLS load, the class lookup (a
- * shift and a load), and a list pop.  Everything unusual (large sizes, an
+/* malloc fast path, 15 instructions in libbrisk.so (gcc 12 -O2, counted
+ * with callgrind): the TLS load (two, through the GOT, in a shared
+ * library), the class lookup (a shift and a load), and a list pop that
+ * clears the free mark.  Everything unusual (large sizes, an
  * empty list, no cache yet) takes the one miss branch to the slow path. */
 BK_FAST_PATH void *bk_tc_malloc(size_t size)
 {
@@ -80,25 +82,33 @@ BK_FAST_PATH void *bk_tc_malloc(size_t size)
     return bk_tc_malloc_slow(size);
 }
 
-/* free fast path, ~25 instructions: the page map gives the class (0 for
- * NULL, large blocks and foreign pointers); the pointer must sit on an
- * object boundary of its span, must not carry its own free mark already,
- * and the list must have room.  Anything else goes to the slow path, which
- * either handles it or reports it. */
+/* free fast path, 37 instructions in libbrisk.so (gcc 12 -O2, counted with
+ * callgrind; 8 of them find the leaf, 9 validate the pointer, 5 check the
+ * free mark): the page map leaf (none for NULL and foreign pointers), the
+ * class byte, then the tests: the pointer
+ * sits on an object boundary of a small span (class 0, for large blocks and
+ * unknown pages, fails this test too), it does not carry its own free mark
+ * already, and the list has room.  Anything else goes to the slow path,
+ * which either handles it or reports it. */
 BK_FAST_PATH void bk_tc_free(void *ptr)
 {
     uintptr_t a = (uintptr_t)ptr;
-    struct bk_tcache *tc = bk_tc;
-    unsigned cls = bk_pm_class(a);
-    uintptr_t mark = bk_free_mark(a);
-    void **p = ptr;
-    if (bk_likely(cls != 0 && bk_on_object_boundary(cls, a) && (uintptr_t)p[1] != mark &&
-                  tc->room[cls] != 0)) {
-        p[0] = tc->head[cls];
-        p[1] = (void *)mark;
-        tc->head[cls] = p;
-        tc->room[cls]--;
-        return;
+    struct bk_pm_leaf *leaf = bk_pm_leaf_of(a);
+    if (bk_likely(leaf != NULL)) {
+        size_t cls = bk_load_relaxed(&leaf->cls[bk_pm_index(a)]);
+        if (bk_likely(bk_on_object_boundary(cls, a))) {
+            void **p = ptr;
+            uintptr_t mark = bk_free_mark(a);
+            struct bk_tcache *tc = bk_tc;
+            uint32_t room = tc->room[cls];
+            if (bk_likely((uintptr_t)p[1] != mark && room != 0)) {
+                p[0] = tc->head[cls];
+                p[1] = (void *)mark;
+                tc->head[cls] = p;
+                tc->room[cls] = room - 1;
+                return;
+            }
+        }
     }
     bk_tc_free_slow(ptr);
 }

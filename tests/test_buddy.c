@@ -1,0 +1,420 @@
+/* The buddy heap, driven over a fake region: it is pure bookkeeping over
+ * page indices and never touches the memory it describes. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "page_heap/buddy.h"
+#include "check.h"
+
+static struct bk_buddy B;
+
+static size_t pages_of(const struct bk_buddy *b) { return (size_t)1 << b->max_order; }
+
+/* Walk every free list and verify the invariants of buddy.h; `used` (one
+ * byte per page, nonzero = allocated, may be NULL) is the caller's shadow. */
+static void check_invariants(const struct bk_buddy *b, const uint8_t *used, const char *when)
+{
+    size_t n = pages_of(b);
+    static uint8_t cover[BK_BUDDY_PAGES];
+    memset(cover, 0, sizeof cover);
+    size_t free_pages = 0, heads = 0;
+    for (unsigned k = 0; k <= BK_BUDDY_MAX_ORDER; k++) {
+        bool nonempty = b->head[k] != BK_BUDDY_NIL;
+        CHECK(nonempty == (((b->order_mask >> k) & 1) != 0), "%s: order_mask bit %u wrong", when,
+              k);
+        if (k > b->max_order) {
+            CHECK(!nonempty, "%s: free list %u above max_order %u", when, k, b->max_order);
+            continue;
+        }
+        size_t steps = 0;
+        uint16_t prev = BK_BUDDY_NIL;
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->next[p]) {
+            size_t len = (size_t)1 << k;
+            if (++steps > n) {
+                CHECK(0, "%s: free list %u loops", when, k);
+                break;
+            }
+            CHECK(b->prev[p] == prev, "%s: prev link of %u on list %u", when, p, k);
+            prev = p;
+            CHECK(p % len == 0, "%s: block %u on list %u is not aligned", when, p, k);
+            CHECK(p + len <= n, "%s: block %u of order %u past the region", when, p, k);
+            CHECK(bk_buddy_free_order_at(b, p) == (int)k, "%s: head_order[%u] = %d, on list %u",
+                  when, p, bk_buddy_free_order_at(b, p), k);
+            if (k < b->max_order) {
+                size_t buddy = p ^ len;
+                CHECK(bk_buddy_free_order_at(b, buddy) != (int)k,
+                      "%s: free buddies %u and %zu of order %u not merged", when, p, buddy, k);
+            }
+            for (size_t q = p; q < p + len && q < n; q++) {
+                CHECK_LIMITED(!cover[q], "%s: page %zu in two free blocks", when, q);
+                cover[q] = 1;
+                if (used)
+                    CHECK_LIMITED(!used[q], "%s: allocated page %zu is on a free list", when, q);
+            }
+            free_pages += len;
+            heads++;
+        }
+    }
+    size_t marked = 0;
+    for (size_t p = 0; p < n; p++)
+        marked += bk_buddy_free_order_at(b, p) >= 0;
+    CHECK(marked == heads, "%s: %zu pages carry a head order, %zu blocks listed", when, marked,
+          heads);
+    CHECK(free_pages == b->free_pages, "%s: free lists hold %zu pages, free_pages = %u", when,
+          free_pages, b->free_pages);
+    CHECK(b->dirty_free <= b->free_pages, "%s: dirty_free %u > free_pages %u", when,
+          b->dirty_free, b->free_pages);
+    if (used)
+        for (size_t p = 0; p < n; p++)
+            CHECK_LIMITED(used[p] || cover[p], "%s: page %zu neither free nor allocated", when, p);
+}
+
+static void check_single_block(const struct bk_buddy *b, const char *when)
+{
+    CHECK(b->free_pages == pages_of(b), "%s: free_pages %u", when, b->free_pages);
+    CHECK(b->order_mask == 1u << b->max_order, "%s: order_mask %#x", when, b->order_mask);
+    CHECK(bk_buddy_free_order_at(b, 0) == (int)b->max_order, "%s: block at 0 has order %d",
+          when, bk_buddy_free_order_at(b, 0));
+    check_invariants(b, NULL, when);
+}
+
+static void test_init(void)
+{
+    for (unsigned mo = 0; mo <= BK_BUDDY_MAX_ORDER; mo++) {
+        bk_buddy_init(&B, mo);
+        CHECK(B.dirty_free == 0, "init(%u): dirty_free %u", mo, B.dirty_free);
+        check_single_block(&B, "init");
+        for (unsigned k = 0; k <= BK_BUDDY_MAX_ORDER; k++)
+            CHECK(bk_buddy_has(&B, k) == (k <= mo), "init(%u): has(%u)", mo, k);
+    }
+}
+
+static void test_split_merge(void)
+{
+    bool z;
+    bk_buddy_init(&B, 12);
+    long p = bk_buddy_alloc(&B, 1, 1, &z);
+    CHECK(p == 0, "first page from a fresh heap: %ld", p);
+    CHECK(z, "fresh page not reported zeroed");
+    CHECK(B.free_pages == 4095, "free_pages %u", B.free_pages);
+    CHECK(B.order_mask == 0xfff, "after splitting, order_mask %#x (want one block of 0..11)",
+          B.order_mask);
+    for (unsigned k = 0; k < 12; k++) {
+        CHECK(B.head[k] == (1u << k), "order %u list head %u, want %u", k, B.head[k], 1u << k);
+        CHECK(B.head[k] == BK_BUDDY_NIL || B.next[B.head[k]] == BK_BUDDY_NIL,
+              "order %u list has more than one block", k);
+        CHECK(bk_buddy_free_order_at(&B, (size_t)1 << k) == (int)k, "block at %u: order %d",
+              1u << k, bk_buddy_free_order_at(&B, (size_t)1 << k));
+    }
+    CHECK(!((B.order_mask >> 12) & 1), "max-order block still listed");
+    check_invariants(&B, NULL, "after split");
+    bk_buddy_free(&B, 0, 1);
+    check_single_block(&B, "merge after freeing page 0");
+
+    /* every page separately, freed in a scrambled order, merges back */
+    bk_buddy_init(&B, 12);
+    for (size_t i = 0; i < 4096; i++) {
+        long q = bk_buddy_alloc(&B, 1, 1, &z);
+        CHECK_LIMITED(q == (long)i, "page %zu allocated as %ld", i, q);
+    }
+    CHECK(B.free_pages == 0 && B.order_mask == 0, "full heap: free_pages %u mask %#x",
+          B.free_pages, B.order_mask);
+    for (size_t i = 0; i < 4096; i++)
+        bk_buddy_free(&B, (i * 2654435761u) % 4096, 1);   /* odd multiplier: a permutation */
+    check_single_block(&B, "merge after freeing 4096 single pages");
+}
+
+static void test_tail_return(void)
+{
+    bool z;
+    bk_buddy_init(&B, 12);
+    long p = bk_buddy_alloc(&B, 33, 1, &z);
+    CHECK(p == 0, "33 pages at %ld", p);
+    CHECK(B.free_pages == 4096 - 33, "free_pages %u after 33-page alloc (tail not returned?)",
+          B.free_pages);
+    /* the 31-page tail of the 64-page block comes back as blocks of
+     * 1, 2, 4, 8 and 16 pages at 33, 34, 36, 40, 48 */
+    static const struct { size_t at; int order; } tail[] = {
+        { 33, 0 }, { 34, 1 }, { 36, 2 }, { 40, 3 }, { 48, 4 } };
+    for (unsigned i = 0; i < 5; i++)
+        CHECK(bk_buddy_free_order_at(&B, tail[i].at) == tail[i].order,
+              "tail block at %zu has order %d, want %d", tail[i].at,
+              bk_buddy_free_order_at(&B, tail[i].at), tail[i].order);
+    check_invariants(&B, NULL, "after 33-page alloc");
+    /* and 31 more pages fit in that same 64-page block: the buddy heap
+     * serves each request with one power-of-two block, so the 31 tail pages
+     * are taken as the five blocks above (a single 31-page request would
+     * need an aligned 32-page block, which the tail cannot hold) */
+    size_t got = 0;
+    for (unsigned i = 5; i-- > 0;) {
+        size_t len = (size_t)1 << tail[i].order;
+        long q = bk_buddy_alloc(&B, len, 1, &z);
+        CHECK(q >= 33 && q + (long)len <= 64, "%zu pages at %ld, outside the 64-page block",
+              len, q);
+        CHECK(z, "never-used tail pages not reported zeroed");
+        got += len;
+    }
+    CHECK(got == 31, "%zu pages", got);
+    CHECK(B.free_pages == 4096 - 64, "free_pages %u", B.free_pages);
+    check_invariants(&B, NULL, "after filling the 64-page block");
+    /* a 31-page request takes a 32-page block and returns its last page */
+    long q = bk_buddy_alloc(&B, 31, 1, &z);
+    CHECK(q == 64, "31 pages at %ld, want 64", q);
+    CHECK(bk_buddy_free_order_at(&B, 95) == 0, "page 95 not returned (order %d)",
+          bk_buddy_free_order_at(&B, 95));
+    CHECK(B.free_pages == 4096 - 95, "free_pages %u", B.free_pages);
+    /* free in pieces that do not match the allocations: still merges */
+    bk_buddy_free(&B, 0, 64);
+    bk_buddy_free(&B, 64, 31);
+    check_single_block(&B, "after freeing 0..95");
+    CHECK(B.dirty_free == 95, "dirty_free %u, want 95", B.dirty_free);
+
+    /* odd sizes at every order */
+    for (size_t n = 1; n <= 4096; n = n * 3 + 1) {
+        bk_buddy_init(&B, 12);
+        long r = bk_buddy_alloc(&B, n, 1, &z);
+        CHECK(r == 0, "%zu pages at %ld", n, r);
+        CHECK(B.free_pages == 4096 - n, "%zu pages: free_pages %u", n, B.free_pages);
+        check_invariants(&B, NULL, "odd-size alloc");
+        bk_buddy_free(&B, (size_t)r, n);
+        check_single_block(&B, "odd-size free");
+    }
+}
+
+static void test_alignment(void)
+{
+    bool z;
+    bk_buddy_init(&B, 12);
+    long a = bk_buddy_alloc(&B, 1, 1, &z);
+    CHECK(a == 0, "%ld", a);
+    for (size_t align = 1; align <= 2048; align *= 2) {
+        for (size_t n = 1; n <= 3 * align && n <= 64; n = n * 2 + 1) {
+            uint32_t before = B.free_pages;
+            long p = bk_buddy_alloc(&B, n, align, &z);
+            CHECK(p >= 0, "%zu pages aligned %zu failed", n, align);
+            if (p < 0)
+                continue;
+            CHECK(p % (long)align == 0, "%zu pages aligned %zu at %ld", n, align, p);
+            CHECK(B.free_pages == before - n, "aligned alloc of %zu pages took %u", n,
+                  before - B.free_pages);
+            check_invariants(&B, NULL, "aligned alloc");
+            bk_buddy_free(&B, (size_t)p, n);
+        }
+    }
+    bk_buddy_free(&B, 0, 1);
+    check_single_block(&B, "after alignment tests");
+    /* an alignment larger than the region cannot be met */
+    CHECK(bk_buddy_alloc(&B, 1, 8192, &z) == -1, "alignment 8192 pages accepted");
+    CHECK(B.free_pages == 4096, "failed alloc changed free_pages");
+}
+
+static void test_exhaustion(void)
+{
+    bool z;
+    for (unsigned mo = 0; mo <= 12; mo += 4) {
+        bk_buddy_init(&B, mo);
+        size_t n = pages_of(&B);
+        CHECK(bk_buddy_alloc(&B, n + 1, 1, &z) == -1, "order %u: %zu pages accepted", mo, n + 1);
+        CHECK(bk_buddy_alloc(&B, 0, 1, &z) == -1, "order %u: 0 pages accepted", mo);
+        long p = bk_buddy_alloc(&B, n, 1, &z);
+        CHECK(p == 0, "order %u: whole region at %ld", mo, p);
+        CHECK(bk_buddy_alloc(&B, 1, 1, &z) == -1, "order %u: alloc from a full heap", mo);
+        CHECK(!bk_buddy_has(&B, 0), "order %u: full heap claims a free page", mo);
+        CHECK(B.free_pages == 0, "order %u: free_pages %u", mo, B.free_pages);
+        bk_buddy_free(&B, 0, n);
+        check_single_block(&B, "exhaustion");
+    }
+    /* fragmented: every other page allocated; no 2-page block anywhere */
+    bk_buddy_init(&B, 6);
+    for (size_t i = 0; i < 64; i++)
+        CHECK(bk_buddy_alloc(&B, 1, 1, &z) == (long)i, "page %zu", i);
+    for (size_t i = 0; i < 64; i += 2)
+        bk_buddy_free(&B, i, 1);
+    CHECK(B.free_pages == 32, "free_pages %u", B.free_pages);
+    CHECK(bk_buddy_alloc(&B, 2, 1, &z) == -1, "2 pages from a heap with no free pair");
+    CHECK(!bk_buddy_has(&B, 1), "has(1) on a fragmented heap");
+    CHECK(bk_buddy_has(&B, 0), "has(0) with 32 free pages");
+    check_invariants(&B, NULL, "fragmented");
+}
+
+/* xorshift64*: deterministic and independent of libc */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ull;
+}
+
+#define MAXLIVE 512
+
+static void test_random(unsigned max_order, unsigned rounds)
+{
+    static uint8_t used[BK_BUDDY_PAGES];
+    static struct { long first; size_t n; } live[MAXLIVE];
+    size_t nlive = 0, used_pages = 0;
+    size_t n = (size_t)1 << max_order;
+    bool z;
+    bk_buddy_init(&B, max_order);
+    memset(used, 0, sizeof used);
+    for (unsigned r = 0; r < rounds; r++) {
+        bool do_alloc = nlive == 0 || (nlive < MAXLIVE && rnd() % 100 < 55);
+        if (do_alloc) {
+            size_t want = rnd() % 4 == 0 ? 1 + rnd() % (n / 4 + 1) : 1 + rnd() % 8;
+            size_t align = (size_t)1 << (rnd() % 4 == 0 ? rnd() % (max_order + 1) : 0);
+            long p = bk_buddy_alloc(&B, want, align, &z);
+            if (p < 0) {
+                /* legitimate only if no free block of the needed order exists */
+                size_t need = want > align ? want : align;
+                unsigned order = 0;
+                while (((size_t)1 << order) < need)
+                    order++;
+                CHECK(need > n || !bk_buddy_has(&B, order),
+                      "alloc of %zu aligned %zu failed with a block of order %u free", want,
+                      align, order);
+                continue;
+            }
+            CHECK_LIMITED(p % (long)align == 0, "alloc %zu aligned %zu at %ld", want, align, p);
+            CHECK_LIMITED((size_t)p + want <= n, "alloc %zu at %ld past the end", want, p);
+            for (size_t q = (size_t)p; q < (size_t)p + want && q < n; q++) {
+                CHECK_LIMITED(!used[q], "page %zu handed out twice", q);
+                used[q] = 1;
+            }
+            used_pages += want;
+            live[nlive].first = p;
+            live[nlive].n = want;
+            nlive++;
+        } else {
+            size_t i = rnd() % nlive;
+            /* sometimes free a block in two pieces */
+            if (live[i].n > 1 && rnd() % 4 == 0) {
+                size_t cut = 1 + rnd() % (live[i].n - 1);
+                bk_buddy_free(&B, (size_t)live[i].first + cut, live[i].n - cut);
+                bk_buddy_free(&B, (size_t)live[i].first, cut);
+            } else {
+                bk_buddy_free(&B, (size_t)live[i].first, live[i].n);
+            }
+            for (size_t q = (size_t)live[i].first; q < (size_t)live[i].first + live[i].n; q++)
+                used[q] = 0;
+            used_pages -= live[i].n;
+            live[i] = live[--nlive];
+        }
+        CHECK_LIMITED(B.free_pages == n - used_pages, "round %u: free_pages %u, shadow says %zu",
+                      r, B.free_pages, n - used_pages);
+        if (r % 64 == 0)
+            check_invariants(&B, used, "random");
+    }
+    check_invariants(&B, used, "random end");
+    while (nlive) {
+        nlive--;
+        bk_buddy_free(&B, (size_t)live[nlive].first, live[nlive].n);
+    }
+    check_single_block(&B, "random: everything freed");
+}
+
+struct release_log {
+    size_t calls, pages;
+    uint8_t released[BK_BUDDY_PAGES];
+};
+
+static void release_cb(void *ctx, size_t first, size_t npages)
+{
+    struct release_log *log = ctx;
+    log->calls++;
+    log->pages += npages;
+    for (size_t p = first; p < first + npages; p++)
+        log->released[p]++;
+}
+
+static void test_clean_dirty(void)
+{
+    static struct release_log log;
+    bool z = false;
+    bk_buddy_init(&B, 12);
+    long p = bk_buddy_alloc(&B, 10, 1, &z);
+    CHECK(p == 0 && z, "fresh 10 pages: at %ld zeroed %d", p, z);
+    CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
+    bk_buddy_free(&B, 0, 10);
+    CHECK(B.dirty_free == 10, "after freeing 10 pages dirty_free %u", B.dirty_free);
+    z = true;
+    p = bk_buddy_alloc(&B, 10, 1, &z);
+    CHECK(p == 0 && !z, "reused pages: at %ld zeroed %d", p, z);
+    CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
+    bk_buddy_free(&B, 0, 10);
+
+    /* a block straddling dirty and clean pages is not zeroed */
+    z = true;
+    p = bk_buddy_alloc(&B, 16, 1, &z);
+    CHECK(p == 0 && !z, "16 pages over 10 dirty: at %ld zeroed %d", p, z);
+    CHECK(B.dirty_free == 0, "dirty_free %u after taking the dirty pages", B.dirty_free);
+    bk_buddy_free(&B, 0, 16);
+    CHECK(B.dirty_free == 16, "dirty_free %u", B.dirty_free);
+    /* pages past the dirty ones were never used: still clean */
+    z = false;
+    p = bk_buddy_alloc(&B, 16, 16, &z);
+    CHECK(p == 0 && !z, "at %ld zeroed %d", p, z);
+    long q = bk_buddy_alloc(&B, 16, 16, &z);
+    CHECK(q == 16 && z, "untouched pages at %ld zeroed %d", q, z);
+    bk_buddy_free(&B, 0, 32);
+    CHECK(B.dirty_free == 32, "dirty_free %u", B.dirty_free);
+
+    /* release with a minimum order: the 32 dirty pages merged back into the
+     * 4096-page block, so a minimum order of 12 still covers them */
+    memset(&log, 0, sizeof log);
+    size_t r = bk_buddy_release(&B, 12, release_cb, &log);
+    CHECK(r == 32, "release returned %zu, want 32", r);
+    CHECK(log.calls == 1 && log.pages == 4096, "release callback: %zu calls, %zu pages",
+          log.calls, log.pages);
+    CHECK(B.dirty_free == 0, "dirty_free %u after release", B.dirty_free);
+    z = false;
+    p = bk_buddy_alloc(&B, 10, 1, &z);
+    CHECK(p == 0 && z, "released pages: at %ld zeroed %d", p, z);
+    bk_buddy_free(&B, 0, 10);
+
+    /* a release leaves small dirty blocks alone and reports what it did */
+    bk_buddy_init(&B, 12);
+    long a = bk_buddy_alloc(&B, 1, 1, &z);           /* page 0 */
+    long b = bk_buddy_alloc(&B, 1, 1, &z);           /* page 1 */
+    long c = bk_buddy_alloc(&B, 256, 256, &z);       /* pages 256..511 */
+    CHECK(a == 0 && b == 1 && c == 256, "setup: %ld %ld %ld", a, b, c);
+    bk_buddy_free(&B, 1, 1);                          /* dirty order-0 block at 1 */
+    bk_buddy_free(&B, 256, 256);                      /* dirty, merges to order 8 at 256 */
+    CHECK(B.dirty_free == 257, "dirty_free %u", B.dirty_free);
+    memset(&log, 0, sizeof log);
+    r = bk_buddy_release(&B, 8, release_cb, &log);
+    CHECK(r == 256, "released %zu dirty pages, want 256", r);
+    CHECK(B.dirty_free == 1, "dirty_free %u, the order-0 block should stay dirty", B.dirty_free);
+    CHECK(!log.released[1], "page 1 (order 0) released with min_order 8");
+    CHECK(log.released[256] && log.released[511], "dirty order-8 block not released");
+    for (size_t i = 0; i < BK_BUDDY_PAGES; i++)
+        CHECK_LIMITED(log.released[i] <= 1, "page %zu released %u times", i, log.released[i]);
+    /* a second release finds nothing dirty at that order */
+    memset(&log, 0, sizeof log);
+    r = bk_buddy_release(&B, 8, release_cb, &log);
+    CHECK(r == 0 && log.calls == 0, "second release: %zu pages, %zu calls", r, log.calls);
+    /* min_order 0 takes the last dirty page */
+    memset(&log, 0, sizeof log);
+    r = bk_buddy_release(&B, 0, release_cb, &log);
+    CHECK(r == 1 && log.released[1] == 1, "release(0): %zu pages", r);
+    CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
+    check_invariants(&B, NULL, "after releases");
+    bk_buddy_free(&B, 0, 1);
+    check_single_block(&B, "after releases");
+    CHECK(B.dirty_free == 1, "dirty_free %u", B.dirty_free);
+}
+
+int main(void)
+{
+    test_init();
+    test_split_merge();
+    test_tail_return();
+    test_alignment();
+    test_exhaustion();
+    test_random(12, 60000);
+    test_random(6, 20000);
+    test_random(3, 5000);
+    test_clean_dirty();
+    return check_report("test_buddy");
+}

@@ -1,0 +1,127 @@
+/* Size-class table: lookup, spacing, waste bounds, span geometry and the
+ * object-boundary test free() relies on. */
+#include <stdint.h>
+
+#include "brisk.h"
+#include "core/size_class.h"
+#include "page_heap/span.h"
+#include "check.h"
+
+static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
+
+/* Smallest class whose size is >= size, by linear search (the reference). */
+static unsigned reference_class(size_t size)
+{
+    for (unsigned c = 1; c < BK_NUM_CLASSES; c++)
+        if (bk_classes[c].size >= size)
+            return c;
+    return 0;
+}
+
+static void test_table_shape(void)
+{
+    CHECK(BK_NUM_CLASSES - 1 <= BRISK_MAX_CLASSES, "%d classes do not fit brisk_stats",
+          BK_NUM_CLASSES - 1);
+    CHECK(bk_classes[1].size == 16, "first class is %u", bk_classes[1].size);
+    CHECK(bk_classes[BK_NUM_CLASSES - 1].size == BK_SMALL_MAX, "last class is %u",
+          bk_classes[BK_NUM_CLASSES - 1].size);
+    for (unsigned c = 1; c < BK_NUM_CLASSES; c++) {
+        const struct bk_class_info *ci = &bk_classes[c];
+        CHECK(ci->size % 16 == 0, "class %u size %u not a multiple of 16", c, ci->size);
+        if (c > 1)
+            CHECK(ci->size > bk_classes[c - 1].size, "class %u size %u <= previous %u", c,
+                  ci->size, bk_classes[c - 1].size);
+        if (c <= BK_LINEAR_CLASSES)
+            CHECK(ci->size == 16 * c, "linear class %u is %u", c, ci->size);
+    }
+    /* aligned allocation relies on every power of two 16..256K being a class */
+    for (uint32_t p = 16; p <= BK_SMALL_MAX; p *= 2) {
+        unsigned c = reference_class(p);
+        CHECK(c && bk_classes[c].size == p, "power of two %u is not a class", p);
+    }
+}
+
+static void test_lookup(void)
+{
+    CHECK(bk_size_to_class(0) == 1, "size 0 maps to class %u, want 1", bk_size_to_class(0));
+    for (size_t s = 1; s <= BK_SMALL_MAX; s++) {
+        unsigned got = bk_size_to_class(s), want = reference_class(s);
+        CHECK_LIMITED(got == want, "size %zu -> class %u (size %u), want class %u (size %u)", s,
+                      got, bk_classes[got].size, want, bk_classes[want].size);
+        CHECK_LIMITED(bk_classes[got].size >= s, "size %zu -> class of %u bytes", s,
+                      bk_classes[got].size);
+        if (s > 128) {
+            double waste = (double)(bk_classes[got].size - s) / (double)s;
+            CHECK_LIMITED(waste < 0.125, "size %zu wastes %.4f in class %u", s, waste,
+                          bk_classes[got].size);
+        }
+    }
+}
+
+static void test_spans(void)
+{
+    for (unsigned c = 1; c < BK_NUM_CLASSES; c++) {
+        const struct bk_class_info *ci = &bk_classes[c];
+        size_t span = (size_t)ci->span_pages * BK_PAGE_SIZE;
+        CHECK(is_pow2(ci->span_pages), "class %u span_pages %u", c, ci->span_pages);
+        CHECK(ci->objects == span / ci->size, "class %u objects %u, span holds %zu", c,
+              ci->objects, span / ci->size);
+        CHECK((size_t)ci->objects * ci->size <= span, "class %u overflows its span", c);
+        CHECK(span - (size_t)ci->objects * ci->size <= span / 8,
+              "class %u tail waste %zu of a %zu-byte span", c,
+              span - (size_t)ci->objects * ci->size, span);
+        CHECK(ci->batch >= 2 && ci->batch <= 32, "class %u batch %u", c, ci->batch);
+        uint32_t want_batch = 65536u / ci->size;
+        want_batch = want_batch < 2 ? 2 : want_batch > 32 ? 32 : want_batch;
+        CHECK(ci->batch == want_batch, "class %u batch %u, documented %u", c, ci->batch,
+              want_batch);
+        CHECK(ci->objects >= ci->batch, "class %u: %u objects per span < batch %u", c,
+              ci->objects, ci->batch);
+        CHECK(ci->cache_max >= 2 * ci->batch, "class %u cache_max %u < 2 batches", c,
+              ci->cache_max);
+        /* the smallest such span: half of it must break one of the rules */
+        if (ci->span_pages > 1) {
+            size_t half = span / 2;
+            CHECK(half / ci->size < ci->batch || half % ci->size > half / 8,
+                  "class %u: span of %zu bytes would have done", c, half);
+        }
+        CHECK(bk_class_checks[c].off_mask == span - 1, "class %u off_mask %#llx", c,
+              (unsigned long long)bk_class_checks[c].off_mask);
+    }
+}
+
+/* bk_on_object_boundary must be true exactly at multiples of the object
+ * size, for every 16-byte offset of a span, whatever span (naturally
+ * aligned) the address lies in.  Pure arithmetic: nothing is dereferenced. */
+static void test_boundaries(void)
+{
+    const uintptr_t bases[] = { 0, (uintptr_t)1 << 40, ((uintptr_t)1 << 46) + ((uintptr_t)3 << 25) };
+    for (unsigned c = 1; c < BK_NUM_CLASSES; c++) {
+        const struct bk_class_info *ci = &bk_classes[c];
+        size_t span = (size_t)ci->span_pages * BK_PAGE_SIZE;
+        for (unsigned b = 0; b < sizeof bases / sizeof bases[0]; b++) {
+            uintptr_t base = bases[b] + span * 5;   /* a naturally aligned span */
+            for (size_t off = 0; off < span; off += 16) {
+                int want = off % ci->size == 0;
+                int got = bk_on_object_boundary(c, base + off);
+                CHECK_LIMITED(got == want, "class %u (size %u) offset %zu: got %d want %d", c,
+                              ci->size, off, got, want);
+            }
+            /* never on a boundary when not 16-byte aligned */
+            for (size_t off = 1; off < 64 && off < span; off += 3)
+                if (off % 16)
+                    CHECK_LIMITED(!bk_on_object_boundary(c, base + off),
+                                  "class %u offset %zu accepted", c, off);
+        }
+    }
+}
+
+int main(void)
+{
+    bk_size_classes_init();
+    test_table_shape();
+    test_lookup();
+    test_spans();
+    test_boundaries();
+    return check_report("test_size_class");
+}

@@ -1,0 +1,12 @@
+# Unit tests: each links brisk_core (prefixed API only, so they also run in
+# the sanitizer presets) and may include internal headers from src/.
+function(brisk_unit_test name)
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
+  target_link_libraries(${name} PRIVATE brisk_core)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${URCU_INCLUDE_DIR})
+  target_compile_options(${name} PRIVATE -fno-builtin-malloc -fno-builtin-free)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS "unit;sanitize" TIMEOUT 120)
+endfunction()
+
+brisk_unit_test(test_smoke)
