@@ -1,0 +1,157 @@
+/* The page map over fake addresses: only the map's own leaves are touched,
+ * never the addresses it describes (most are not mapped at all, so a stray
+ * access would crash the test).  Nothing here calls brisk_malloc, so the
+ * map holds only what this test puts in it. */
+#include <stdint.h>
+#include <string.h>
+
+#include "page_heap/page_map.h"
+#include "page_heap/span.h"
+#include "check.h"
+
+#define GIB ((uintptr_t)1 << 30)
+#define PG  ((uintptr_t)BK_PAGE_SIZE)
+#define TOP ((uintptr_t)1 << BK_PM_ADDR_BITS)
+
+static struct bk_span spans[4];
+
+static void test_set_clear(void)
+{
+    uintptr_t base = 0x300000000000ull;          /* 48 TiB: far from anything */
+    CHECK(bk_pm_class(base) == 0 && bk_pm_span(base) == NULL, "no leaf yet, yet an entry");
+    REQUIRE(bk_pm_ensure(base, 64 * PG), "ensure failed");
+    CHECK(bk_pm_root[base >> BK_PM_LEAF_SHIFT] != NULL, "leaf not published");
+    for (uintptr_t a = base; a < base + 64 * PG; a += PG / 2)
+        CHECK_LIMITED(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL,
+                      "fresh leaf not empty at %#lx", (unsigned long)a);
+
+    bk_pm_set(base + 4 * PG, 8, &spans[0], 17);
+    for (uintptr_t a = base; a < base + 64 * PG; a += 16) {
+        int in = a >= base + 4 * PG && a < base + 12 * PG;
+        CHECK_LIMITED(bk_pm_class(a) == (in ? 17u : 0u), "class at +%#lx: %u",
+                      (unsigned long)(a - base), bk_pm_class(a));
+        CHECK_LIMITED(bk_pm_span(a) == (in ? &spans[0] : NULL), "span at +%#lx",
+                      (unsigned long)(a - base));
+    }
+    /* overwrite part of it, then clear part of it */
+    bk_pm_set(base + 8 * PG, 2, &spans[1], 96);
+    CHECK(bk_pm_class(base + 7 * PG + PG - 1) == 17, "page 7 lost its class");
+    CHECK(bk_pm_class(base + 8 * PG) == 96 && bk_pm_span(base + 9 * PG + 5) == &spans[1],
+          "overwrite not visible");
+    CHECK(bk_pm_class(base + 10 * PG) == 17 && bk_pm_span(base + 10 * PG) == &spans[0],
+          "page 10 changed by an overwrite of 8..9");
+    bk_pm_set(base + 4 * PG, 8, NULL, 0);
+    for (uintptr_t a = base; a < base + 64 * PG; a += PG)
+        CHECK_LIMITED(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL, "not cleared at +%#lx",
+                      (unsigned long)(a - base));
+
+    /* a large span: only its first page, class 0 */
+    bk_pm_set(base + 32 * PG, 1, &spans[2], 0);
+    CHECK(bk_pm_class(base + 32 * PG) == 0 && bk_pm_span(base + 32 * PG + 100) == &spans[2],
+          "large-span entry");
+    CHECK(bk_pm_span(base + 33 * PG) == NULL, "large span leaked onto its second page");
+    bk_pm_set(base + 32 * PG, 1, NULL, 0);
+    CHECK(bk_pm_span(base + 32 * PG) == NULL, "large-span entry not cleared");
+
+    /* ensure is idempotent: the leaf stays, entries survive */
+    bk_pm_set(base, 1, &spans[3], 5);
+    struct bk_pm_leaf *leaf = bk_pm_root[base >> BK_PM_LEAF_SHIFT];
+    size_t meta = bk_pm_metadata_bytes();
+    CHECK(bk_pm_ensure(base, GIB / 2), "second ensure failed");
+    CHECK(bk_pm_root[base >> BK_PM_LEAF_SHIFT] == leaf, "leaf replaced by a second ensure");
+    CHECK(bk_pm_metadata_bytes() == meta, "second ensure mapped %zu more bytes",
+          bk_pm_metadata_bytes() - meta);
+    CHECK(bk_pm_class(base) == 5 && bk_pm_span(base) == &spans[3], "entry lost");
+    bk_pm_set(base, 1, NULL, 0);
+}
+
+static void test_leaf_boundaries(void)
+{
+    /* a range that straddles the boundary between GiB 5 and GiB 6 */
+    uintptr_t edge = 0x200000000000ull + 6 * GIB;
+    uintptr_t start = edge - 3 * PG;
+    size_t meta = bk_pm_metadata_bytes();
+    CHECK(bk_pm_root[(edge - 1) >> BK_PM_LEAF_SHIFT] == NULL &&
+              bk_pm_root[edge >> BK_PM_LEAF_SHIFT] == NULL,
+          "leaves exist before ensure");
+    REQUIRE(bk_pm_ensure(start, 6 * PG), "ensure across a GiB boundary");
+    CHECK(bk_pm_root[(edge - 1) >> BK_PM_LEAF_SHIFT] != NULL, "lower leaf missing");
+    CHECK(bk_pm_root[edge >> BK_PM_LEAF_SHIFT] != NULL, "upper leaf missing");
+    CHECK(bk_pm_root[(edge >> BK_PM_LEAF_SHIFT) + 1] == NULL, "leaf past the range created");
+    CHECK(bk_pm_root[((edge - 1) >> BK_PM_LEAF_SHIFT) - 1] == NULL,
+          "leaf before the range created");
+    CHECK(bk_pm_metadata_bytes() == meta + 2 * sizeof(struct bk_pm_leaf),
+          "metadata grew by %zu, want two leaves", bk_pm_metadata_bytes() - meta);
+    bk_pm_set(start, 6, &spans[1], 42);
+    for (uintptr_t a = start - PG; a < start + 7 * PG; a += PG / 4) {
+        int in = a >= start && a < start + 6 * PG;
+        CHECK_LIMITED(bk_pm_class(a) == (in ? 42u : 0u), "class at edge%+ld: %u",
+                      (long)(a - edge), bk_pm_class(a));
+        CHECK_LIMITED(bk_pm_span(a) == (in ? &spans[1] : NULL), "span at edge%+ld",
+                      (long)(a - edge));
+    }
+    /* last page of one leaf and first of the next are distinct slots */
+    bk_pm_set(edge - PG, 1, &spans[2], 7);
+    CHECK(bk_pm_class(edge - 1) == 7 && bk_pm_class(edge) == 42, "edge slots aliased: %u %u",
+          bk_pm_class(edge - 1), bk_pm_class(edge));
+    bk_pm_set(start, 6, NULL, 0);
+    for (uintptr_t a = start; a < start + 6 * PG; a += PG)
+        CHECK(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL, "not cleared at edge%+ld",
+              (long)(a - edge));
+
+    /* a range spanning three leaves */
+    uintptr_t s3 = 0x280000000000ull + GIB - PG;
+    REQUIRE(bk_pm_ensure(s3, GIB + 2 * PG), "ensure over three leaves");
+    for (int i = 0; i < 3; i++)
+        CHECK(bk_pm_root[(s3 >> BK_PM_LEAF_SHIFT) + (uintptr_t)i] != NULL, "leaf %d missing", i);
+    CHECK(bk_pm_class(s3 + GIB / 2) == 0, "middle leaf not empty");
+}
+
+static void test_limits(void)
+{
+    size_t meta = bk_pm_metadata_bytes();
+    CHECK(!bk_pm_ensure(TOP, 1), "ensure accepted 2^47");
+    CHECK(!bk_pm_ensure(TOP + GIB * 7, PG), "ensure accepted 2^47 + 7 GiB");
+    CHECK(!bk_pm_ensure(TOP - PG, 2 * PG), "ensure accepted a range crossing 2^47");
+    CHECK(!bk_pm_ensure(UINTPTR_MAX - PG, 4 * PG), "ensure accepted a wrapping range");
+    CHECK(!bk_pm_ensure((uintptr_t)1 << 63, 1), "ensure accepted 2^63");
+    CHECK(bk_pm_metadata_bytes() == meta, "a rejected ensure mapped a leaf");
+    /* the last page below 2^47 is fine */
+    CHECK(bk_pm_ensure(TOP - PG, PG), "ensure of the last page below 2^47 failed");
+    bk_pm_set(TOP - PG, 1, &spans[0], 3);
+    CHECK(bk_pm_class(TOP - 1) == 3 && bk_pm_span(TOP - 1) == &spans[0],
+          "entry of the last page");
+    /* lookups above the map's range are 0 / NULL, not out-of-bounds reads */
+    const uintptr_t above[] = { TOP, TOP + PG, TOP + 5 * GIB, (uintptr_t)1 << 48,
+                                (uintptr_t)1 << 56, UINTPTR_MAX, UINTPTR_MAX - PG + 1,
+                                0xffff800000000000ull };
+    for (unsigned i = 0; i < sizeof above / sizeof above[0]; i++) {
+        CHECK(bk_pm_class(above[i]) == 0, "class of %#lx is %u", (unsigned long)above[i],
+              bk_pm_class(above[i]));
+        CHECK(bk_pm_span(above[i]) == NULL, "span of %#lx", (unsigned long)above[i]);
+    }
+    bk_pm_set(TOP - PG, 1, NULL, 0);
+}
+
+static void test_null(void)
+{
+    CHECK(bk_pm_class(0) == 0 && bk_pm_span(0) == NULL, "NULL before its leaf exists");
+    /* with the leaf of GiB 0 present (as after brisk maps low memory) NULL
+     * still has class 0 and no span */
+    REQUIRE(bk_pm_ensure(PG * 16, PG), "ensure in GiB 0");
+    CHECK(bk_pm_root[0] != NULL, "GiB 0 leaf missing");
+    bk_pm_set(PG * 16, 1, &spans[0], 9);
+    CHECK(bk_pm_class((uintptr_t)NULL) == 0, "class of NULL is %u", bk_pm_class(0));
+    CHECK(bk_pm_span((uintptr_t)NULL) == NULL, "span of NULL");
+    CHECK(bk_pm_class(PG * 16 + 8) == 9, "entry next to NULL");
+    bk_pm_set(PG * 16, 1, NULL, 0);
+}
+
+int main(void)
+{
+    test_set_clear();
+    test_leaf_boundaries();
+    test_limits();
+    test_null();
+    return check_report("test_page_map");
+}
