@@ -62,7 +62,7 @@ void bk_central_init(unsigned n)
         size_t batch_bytes = (size_t)ci->batch * ci->size;
         size_t max = (512 * 1024) / batch_bytes;
         c->max_batches = (uint32_t)(max < 2 ? 2 : max > 64 ? 64 : max);
-        struct bk_stripe *stripes = bk_meta_alloc(sizeof(struct bk_stripe) * nstripes);
+        struct bk_stripe *stripes = bk_meta_alloc(sizeof(struct bk_stripe) * nstripes, BK_CACHELINE);
         if (!stripes) {
             static struct bk_stripe fallback[BK_NUM_CLASSES];
             c->max_batches = 0;      /* no parking: every flush goes to spans */

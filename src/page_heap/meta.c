@@ -9,11 +9,11 @@ static bk_lock_t meta_lock = BK_LOCK_INIT;
 static char *cursor, *limit;
 static size_t mapped;
 
-void *bk_meta_alloc(size_t size)
+void *bk_meta_alloc(size_t size, size_t align)
 {
-    size = bk_align_up(size, BK_CACHELINE);
     bk_lock(&meta_lock);
-    if ((size_t)(limit - cursor) < size) {
+    cursor = (char *)bk_align_up((uintptr_t)cursor, align);
+    if (cursor > limit || (size_t)(limit - cursor) < size) {
         size_t chunk = size > META_CHUNK ? bk_align_up(size, 4096) : META_CHUNK;
         char *c = bk_os_map(chunk, 4096);
         if (!c) {

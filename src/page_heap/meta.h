@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include "../os/compiler.h"
 
-/* Zeroed, 64-byte aligned; NULL when the OS has no memory. */
-BK_INTERNAL void *bk_meta_alloc(size_t size);
+/* Zeroed, aligned to `align` (a power of two, at most 4096: 8 for
+ * descriptors, BK_CACHELINE for anything threads write concurrently); NULL
+ * when the OS has no memory. */
+BK_INTERNAL void *bk_meta_alloc(size_t size, size_t align);
 BK_INTERNAL size_t bk_meta_bytes(void);
 BK_INTERNAL void bk_meta_lock_all(void);
 BK_INTERNAL void bk_meta_unlock_all(void);

@@ -30,7 +30,7 @@ static struct bk_span *new_descriptor(void)
     if (s) {
         ph.free_descriptors = s->next;
     } else {
-        s = bk_meta_alloc(sizeof *s);
+        s = bk_meta_alloc(sizeof *s, 8);
         if (!s)
             return NULL;
         ph.descriptors++;
@@ -48,7 +48,7 @@ static void drop_descriptor(struct bk_span *s)
 
 static struct bk_region *new_region(void)
 {
-    struct bk_region *r = bk_meta_alloc(sizeof *r);
+    struct bk_region *r = bk_meta_alloc(sizeof *r, BK_CACHELINE);
     if (!r)
         return NULL;
     void *base = bk_os_map(BK_REGION_SIZE, BK_REGION_SIZE);

@@ -70,7 +70,7 @@ static struct bk_tcache *cache_create(void)
     if (tc)
         registry.free = tc->next;
     bk_unlock(&registry.lock);
-    if (!tc && !(tc = bk_meta_alloc(sizeof *tc)))
+    if (!tc && !(tc = bk_meta_alloc(sizeof *tc, BK_CACHELINE)))
         return NULL;
     *tc = (struct bk_tcache){ .budget = bk_opt(BK_OPT_tcache_max_bytes) };
     bk_lock(&registry.lock);
