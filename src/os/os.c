@@ -15,25 +15,33 @@
 
 extern char **environ;
 
+static void *map_anonymous(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 void *bk_os_map(size_t size, size_t align)
 {
     int saved = errno;
-    size_t span = size + (align > 4096 ? align : 0);
-    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED) {
-        errno = saved;
-        return NULL;
+    char *p = map_anonymous(size);
+    if (p && align > 4096 && ((uintptr_t)p & (align - 1))) {
+        /* Misaligned: over-reserve by `align` and trim both ends.  (The
+         * kernel usually places a new mapping just below the previous one,
+         * so after the first region the exact-size attempt is aligned.) */
+        munmap(p, size);
+        char *raw = size + align > size ? map_anonymous(size + align) : NULL;
+        p = NULL;
+        if (raw) {
+            p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+            if (p > raw)
+                munmap(raw, (size_t)(p - raw));
+            size_t tail = (size_t)((raw + size + align) - (p + size));
+            if (tail)
+                munmap(p + size, tail);
+        }
     }
-    if (span == size)
-        return raw;
-    /* Over-reserved by `align`: trim the unaligned head and the tail. */
-    char *p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-    if (p > raw)
-        munmap(raw, (size_t)(p - raw));
-    size_t tail = (size_t)((raw + span) - (p + size));
-    if (tail)
-        munmap(p + size, tail);
     errno = saved;
     return p;
 }

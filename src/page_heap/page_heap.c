@@ -48,14 +48,19 @@ static void drop_descriptor(struct bk_span *s)
 
 static struct bk_region *new_region(void)
 {
-    struct bk_region *r = bk_meta_alloc(sizeof *r, BK_CACHELINE);
+    /* A header whose region could not be mapped waits for the next try. */
+    static struct bk_region *spare;
+    struct bk_region *r = spare ? spare : bk_meta_alloc(sizeof *r, BK_CACHELINE);
+    spare = NULL;
     if (!r)
         return NULL;
     void *base = bk_os_map(BK_REGION_SIZE, BK_REGION_SIZE);
-    if (!base)
-        return NULL;  /* the header stays in the arena for the next try */
-    if (!bk_pm_ensure((uintptr_t)base, BK_REGION_SIZE)) {
+    if (base && !bk_pm_ensure((uintptr_t)base, BK_REGION_SIZE)) {
         bk_os_unmap(base, BK_REGION_SIZE);
+        base = NULL;
+    }
+    if (!base) {
+        spare = r;
         return NULL;
     }
     r->base = (uintptr_t)base;
