@@ -66,6 +66,12 @@ void brisk_stats(struct brisk_stats *out);
  * object when json != 0. */
 void brisk_stats_print(FILE *out, int json);
 
+/* glibc's introspection calls, answered from the same statistics. */
+int brisk_malloc_trim(size_t pad);
+void brisk_malloc_stats(void);
+int brisk_malloc_info(int options, FILE *fp);
+int brisk_mallopt(int param, int value);
+
 #ifdef __cplusplus
 }
 #endif

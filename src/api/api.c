@@ -282,6 +282,27 @@ BK_EXPORT void brisk_malloc_stats(void)
     brisk_stats_print(stderr, (int)bk_opt(BK_OPT_stats_format));
 }
 
+/* glibc's XML report, from brisk's statistics. */
+BK_EXPORT int brisk_malloc_info(int options, FILE *fp)
+{
+    if (options != 0 || !fp) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct brisk_stats st;
+    brisk_stats(&st);
+    fprintf(fp,
+            "<malloc version=\"brisk-1\">\n"
+            "<total type=\"allocated\" size=\"%zu\"/>\n"
+            "<total type=\"active\" size=\"%zu\"/>\n"
+            "<total type=\"mapped\" size=\"%zu\"/>\n"
+            "<total type=\"released\" size=\"%zu\"/>\n"
+            "<system type=\"current\" size=\"%zu\"/>\n"
+            "</malloc>\n",
+            st.allocated, st.active, st.mapped, st.released, st.resident);
+    return 0;
+}
+
 /* Every glibc tunable is accepted and ignored: brisk's own configuration is
  * BRISK_CONF. */
 BK_EXPORT int brisk_mallopt(int param, int value)
@@ -335,6 +356,7 @@ struct mallinfo2 mallinfo2(void) BK_ALIAS(brisk_mallinfo2);
 struct mallinfo mallinfo(void) BK_ALIAS(brisk_mallinfo);
 void malloc_stats(void) BK_ALIAS(brisk_malloc_stats);
 int mallopt(int, int) BK_ALIAS(brisk_mallopt);
+int malloc_info(int, FILE *) BK_ALIAS(brisk_malloc_info);
 void cfree(void *) BK_ALIAS(brisk_free);
 void *__libc_malloc(size_t) BK_ALIAS(brisk_malloc);
 void __libc_free(void *) BK_ALIAS(brisk_free);
