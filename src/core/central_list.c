@@ -215,10 +215,12 @@ unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **ch
 {
     struct bk_central *c = &centrals[cls];
     if (want == bk_classes[cls].batch) {
-        struct bk_stripe *st = &c->stripes[stripe % nstripes];
-        if (bk_load_relaxed(&st->nbatches) != 0) {
-            void *first = stripe_pop(st);
-            if (first) {
+        /* Own stripe first, then the others: a consumer thread flushes to
+         * its stripe what a producer on another stripe needs next. */
+        for (unsigned i = 0; i < nstripes; i++) {
+            struct bk_stripe *st = &c->stripes[(stripe + i) & (nstripes - 1)];
+            void *first;
+            if (bk_load_relaxed(&st->nbatches) != 0 && (first = stripe_pop(st)) != NULL) {
                 *chain = first;
                 return want;
             }

@@ -11,7 +11,9 @@
  *    `batch` objects through word 0, and the stack node lives in word 1 of
  *    its first object, so moving a batch costs O(1) whatever its length.
  *    Each stripe holds at most `max_batches` batches; a flush beyond that
- *    goes to the spans instead, so memory parked here stays bounded.
+ *    goes to the spans instead, so memory parked here stays bounded.  A
+ *    refill whose own stripe is empty takes a batch from another stripe
+ *    before it goes to the spans.  N is a power of two.
  *
  *  - spans: under the class lock, the spans of this class that have free
  *    objects (the partial list).  Objects come out of a span's free list, or
