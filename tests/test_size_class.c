@@ -85,24 +85,30 @@ static void test_spans(void)
             CHECK(half / ci->size < ci->batch || half % ci->size > half / 8,
                   "class %u: span of %zu bytes would have done", c, half);
         }
-        CHECK(bk_class_checks[c].off_mask == span - 1, "class %u off_mask %#llx", c,
-              (unsigned long long)bk_class_checks[c].off_mask);
+        CHECK(bk_class_checks.off_mask[c] == span - 1, "class %u off_mask %#llx", c,
+              (unsigned long long)bk_class_checks.off_mask[c]);
     }
 }
 
-/* bk_on_object_boundary must be true exactly at multiples of the object
- * size, for every 16-byte offset of a span, whatever span (naturally
- * aligned) the address lies in.  Pure arithmetic: nothing is dereferenced. */
+/* bk_on_object_boundary must be true exactly at the starts of the span's
+ * objects (multiples of the object size below objects * size: the tail past
+ * the last object is not an object), for every 16-byte offset of a span,
+ * whatever span (naturally aligned) the address lies in.  Pure arithmetic:
+ * nothing is dereferenced. */
 static void test_boundaries(void)
 {
     const uintptr_t bases[] = { 0, (uintptr_t)1 << 40, ((uintptr_t)1 << 46) + ((uintptr_t)3 << 25) };
+    /* class 0 (large blocks, unknown pages) is never on a boundary */
+    for (uintptr_t a = 0; a < 3 * BK_PAGE_SIZE; a += 16)
+        CHECK_LIMITED(!bk_on_object_boundary(0, bases[1] + a), "class 0 accepts offset %lu",
+                      (unsigned long)a);
     for (unsigned c = 1; c < BK_NUM_CLASSES; c++) {
         const struct bk_class_info *ci = &bk_classes[c];
         size_t span = (size_t)ci->span_pages * BK_PAGE_SIZE;
         for (unsigned b = 0; b < sizeof bases / sizeof bases[0]; b++) {
             uintptr_t base = bases[b] + span * 5;   /* a naturally aligned span */
             for (size_t off = 0; off < span; off += 16) {
-                int want = off % ci->size == 0;
+                int want = off % ci->size == 0 && off / ci->size < ci->objects;
                 int got = bk_on_object_boundary(c, base + off);
                 CHECK_LIMITED(got == want, "class %u (size %u) offset %zu: got %d want %d", c,
                               ci->size, off, got, want);

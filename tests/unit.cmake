@@ -10,3 +10,20 @@ function(brisk_unit_test name)
 endfunction()
 
 brisk_unit_test(test_smoke)
+
+# Internal structures.
+brisk_unit_test(test_size_class)
+brisk_unit_test(test_buddy)
+brisk_unit_test(test_page_map)
+brisk_unit_test(test_central_list)
+brisk_unit_test(test_options)
+
+# Through the public API.
+brisk_unit_test(test_thread_cache)
+target_link_libraries(test_thread_cache PRIVATE Threads::Threads)
+brisk_unit_test(test_api)
+
+# Death tests: bad pointers and double frees abort a forked child, and the
+# BRISK_CONF cases re-execute the test binary with the variable set.
+brisk_unit_test(test_errors)
+target_link_libraries(test_errors PRIVATE Threads::Threads)

@@ -95,6 +95,10 @@ BK_EXPORT void *brisk_realloc(void *ptr, size_t size)
         return NULL;
     }
     struct bk_span *s = owned_span(ptr, "realloc");
+    if (size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
     if (fits_in_place(s, size))
         return ptr;
     size_t old = usable_size(s);

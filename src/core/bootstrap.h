@@ -15,10 +15,9 @@
 
 #include <stdint.h>
 #include "../os/compiler.h"
+#include "free_mark.h"
 
 extern BK_INTERNAL int bk_core_ready;
-/* Secret mixed into the "freed" mark a block carries in word 1. */
-extern BK_INTERNAL uintptr_t bk_free_key;
 
 BK_INTERNAL void bk_core_init(void);
 static inline void bk_core_ensure(void)

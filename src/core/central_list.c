@@ -8,11 +8,12 @@
 #include "../page_heap/meta.h"
 #include "../page_heap/page_heap.h"
 #include "../page_heap/page_map.h"
+#include "free_mark.h"
 #include "size_class.h"
 
 struct bk_stripe {
     bk_lock_t lock;                 /* guards `taken` */
-    struct cds_lfs_node *taken;     /* batches popped from `stack` */
+    void *taken;                    /* whole batches popped from `stack` */
     struct __cds_lfs_stack stack;   /* batches pushed by flushes */
     uint32_t nbatches;              /* in stack + taken; atomic */
 } BK_ALIGNED(BK_CACHELINE);
@@ -29,15 +30,11 @@ struct bk_central {
 static struct bk_central centrals[BK_NUM_CLASSES];
 static unsigned nstripes = 1;
 
-/* A batch's stack node is word 1 of its first object. */
-static struct cds_lfs_node *batch_node(void *first)
+/* Word 0 of a free object is both its list link and, on a stripe, its
+ * lfstack node (struct cds_lfs_node is that one pointer). */
+static struct cds_lfs_node *as_node(void *object)
 {
-    return (struct cds_lfs_node *)((char *)first + sizeof(void *));
-}
-
-static void *batch_first(struct cds_lfs_node *node)
-{
-    return (char *)node - sizeof(void *);
+    return (struct cds_lfs_node *)object;
 }
 
 static void init_stripes(struct bk_central *c, struct bk_stripe *stripes)
@@ -101,6 +98,19 @@ static void partial_remove(struct bk_central *c, struct bk_span *s)
     s->in_partial = 0;
 }
 
+/* Carve every object of a new span onto its free list, marked free. */
+static void carve(struct bk_span *s, const struct bk_class_info *ci)
+{
+    void **link = &s->freelist;
+    for (uintptr_t p = s->start, end = s->start + (uintptr_t)ci->objects * ci->size; p < end;
+         p += ci->size) {
+        *link = (void *)p;
+        link = (void **)p;
+        bk_set_free_mark((void *)p);
+    }
+    *link = NULL;
+}
+
 static struct bk_span *new_span(struct bk_central *c, unsigned cls)
 {
     const struct bk_class_info *ci = &bk_classes[cls];
@@ -108,26 +118,20 @@ static struct bk_span *new_span(struct bk_central *c, unsigned cls)
     if (!s)
         return NULL;
     s->used = 0;
-    s->freelist = NULL;
-    s->bump = s->start;
+    carve(s, ci);
     c->spans++;
     c->free_in_spans += ci->objects;
     partial_push(c, s);
     return s;
 }
 
-static void *span_pop(struct bk_span *s, const struct bk_class_info *ci)
+static void *span_pop(struct bk_span *s)
 {
     void *p = s->freelist;
     if (p) {
         s->freelist = *(void **)p;
-    } else {
-        if (s->bump >= s->start + (uintptr_t)ci->objects * ci->size)
-            return NULL;
-        p = (void *)s->bump;
-        s->bump += ci->size;
+        s->used++;
     }
-    s->used++;
     return p;
 }
 
@@ -142,7 +146,7 @@ static unsigned take_from_spans(struct bk_central *c, unsigned cls, unsigned wan
         if (!s)
             break;
         void *p;
-        while (n < want && (p = span_pop(s, ci)) != NULL) {
+        while (n < want && (p = span_pop(s)) != NULL) {
             *link = p;
             link = (void **)p;
             n++;
@@ -183,32 +187,44 @@ static void return_to_spans(struct bk_central *c, unsigned cls, void *chain)
 
 /* ---- stripe level ----------------------------------------------------- */
 
-static void *stripe_pop(struct bk_stripe *st)
+/* Cut one batch of n objects off the stripe's objects (taking everything
+ * flushes pushed since the last refill when the kept ones run out). */
+static void *stripe_pop(struct bk_stripe *st, unsigned n)
 {
     bk_lock(&st->lock);
     if (!st->taken) {
         struct cds_lfs_head *h = __cds_lfs_pop_all(&st->stack);
         bk_tsan_acquire(&st->stack);
-        st->taken = h ? &h->node : NULL;
+        st->taken = h;
     }
-    struct cds_lfs_node *node = st->taken;
-    if (node) {
-        st->taken = node->next;
+    void **first = st->taken, **last = first;
+    if (first) {
+        for (unsigned i = 1; i < n; i++)
+            last = last[0];
+        st->taken = last[0];
+        last[0] = NULL;
         bk_fetch_sub(&st->nbatches, 1);
     }
     bk_unlock(&st->lock);
-    return node ? batch_first(node) : NULL;
+    return first;
 }
 
-static int stripe_push(struct bk_central *c, struct bk_stripe *st, void *first)
+/* Push a chain of exactly `batch` objects, first..last, with one CAS. */
+static int stripe_push(struct bk_central *c, struct bk_stripe *st, void *first, void *last)
 {
     if (bk_fetch_add(&st->nbatches, 1) >= c->max_batches) {
         bk_fetch_sub(&st->nbatches, 1);
         return 0;
     }
     bk_tsan_release(&st->stack);
-    cds_lfs_push(&st->stack, batch_node(first));
-    return 1;
+    struct cds_lfs_head *top = CMM_LOAD_SHARED(st->stack.head);
+    for (;;) {
+        as_node(last)->next = top ? &top->node : NULL;
+        struct cds_lfs_head *seen = uatomic_cmpxchg(&st->stack.head, top, (struct cds_lfs_head *)as_node(first));
+        if (seen == top)
+            return 1;
+        top = seen;
+    }
 }
 
 unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **chain)
@@ -220,7 +236,7 @@ unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **ch
         for (unsigned i = 0; i < nstripes; i++) {
             struct bk_stripe *st = &c->stripes[(stripe + i) & (nstripes - 1)];
             void *first;
-            if (bk_load_relaxed(&st->nbatches) != 0 && (first = stripe_pop(st)) != NULL) {
+            if (bk_load_relaxed(&st->nbatches) != 0 && (first = stripe_pop(st, want)) != NULL) {
                 *chain = first;
                 return want;
             }
@@ -232,8 +248,13 @@ unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **ch
 void bk_central_give(unsigned cls, unsigned stripe, void *chain, unsigned n)
 {
     struct bk_central *c = &centrals[cls];
-    if (n == bk_classes[cls].batch && stripe_push(c, &c->stripes[stripe % nstripes], chain))
-        return;
+    if (n == bk_classes[cls].batch) {
+        void **last = chain;
+        while (last[0])
+            last = last[0];
+        if (stripe_push(c, &c->stripes[stripe & (nstripes - 1)], chain, last))
+            return;
+    }
     return_to_spans(c, cls, chain);
 }
 
@@ -243,7 +264,7 @@ void bk_central_drain(void)
         struct bk_central *c = &centrals[cls];
         for (unsigned s = 0; s < nstripes; s++) {
             void *first;
-            while ((first = stripe_pop(&c->stripes[s])) != NULL)
+            while ((first = stripe_pop(&c->stripes[s], bk_classes[cls].batch)) != NULL)
                 return_to_spans(c, cls, first);
         }
     }

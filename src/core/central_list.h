@@ -4,23 +4,28 @@
  * Each class has two levels:
  *
  *  - stripes: N lock stripes (N derived from the CPUs the process may use),
- *    each a lock-free stack of full batches (liburcu's lfstack, inlined).
- *    A thread cache flushes a batch with one wait-free-ish push and no lock;
- *    a refill pops one batch under the stripe's lock (which only refills of
- *    that stripe contend on).  A batch is a pre-linked chain of exactly
- *    `batch` objects through word 0, and the stack node lives in word 1 of
- *    its first object, so moving a batch costs O(1) whatever its length.
+ *    each a lock-free stack (liburcu's lfstack, inlined) of free objects
+ *    linked through word 0, the same link the thread caches use.  A flush
+ *    pushes a whole pre-linked batch with one compare-and-swap and no lock:
+ *    its last object is pointed at the old top, its first becomes the new
+ *    top (a chain push in the lfstack's own layout, with its atomics).  A
+ *    refill takes everything with __cds_lfs_pop_all under the stripe's lock
+ *    (which only refills of that stripe contend on), keeps it, and cuts one
+ *    batch off.  Flushes push exactly `batch` objects, so the stack is a
+ *    sequence of whole batches.  No word but word 0 is ever written, so
+ *    free marks (free_mark.h) survive on the stripes.
  *    Each stripe holds at most `max_batches` batches; a flush beyond that
  *    goes to the spans instead, so memory parked here stays bounded.  A
  *    refill whose own stripe is empty takes a batch from another stripe
  *    before it goes to the spans.  N is a power of two.
  *
  *  - spans: under the class lock, the spans of this class that have free
- *    objects (the partial list).  Objects come out of a span's free list, or
- *    from its never-used tail (so a fresh span is carved lazily and its
- *    untouched pages stay untouched); they go back onto the free list of the
- *    span the page map names, and a span whose objects are all back returns
- *    to the page heap at once.
+ *    objects (the partial list).  A new span is carved at once into a free
+ *    list of all its objects in address order, each with its free mark, so
+ *    that every object slot is at all times either free and marked or
+ *    handed out.  Objects go back onto the free list of the span the page
+ *    map names, and a span whose objects are all back returns to the page
+ *    heap at once.
  *
  * Lock order: stripe lock, then class lock, then page heap lock. */
 #ifndef BRISK_CENTRAL_LIST_H

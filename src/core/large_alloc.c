@@ -38,6 +38,8 @@ size_t bk_large_usable(const struct bk_span *s)
 
 bool bk_large_resize_in_place(struct bk_span *s, size_t new_size)
 {
+    if (new_size == 0 || new_size > PTRDIFF_MAX)
+        return false;
     size_t pages = bk_align_up(new_size, BK_PAGE_SIZE) >> BK_PAGE_SHIFT;
     if (pages > s->npages)
         return false;

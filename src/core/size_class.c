@@ -62,8 +62,12 @@ static void derive_class(unsigned cls)
     ci->batch = (uint16_t)batch;
     uint32_t cap = 262144u / size < 1024 ? 262144u / size : 1024;
     ci->cache_max = (uint16_t)(cap > 2 * batch ? cap : 2 * batch);
+    /* floor(2^64 / size) + 1; 2^64 itself is not representable, so count
+     * with 2^64 - 1 and add the one it misses when size divides 2^64. */
+    uint64_t divc = UINT64_MAX / size + (UINT64_MAX % size == size - 1) + 1;
     bk_class_checks.off_mask[cls] = span - 1;
-    bk_class_checks.divc[cls] = UINT64_MAX / size + 1;
+    bk_class_checks.divc[cls] = divc;
+    bk_class_checks.limit[cls] = (uint64_t)ci->objects * (size * divc); /* objects * e */
 }
 
 void bk_size_classes_init(void)

@@ -29,17 +29,26 @@ struct bk_class_info {
     uint16_t cache_max;   /* most objects a thread cache keeps */
 };
 
-/* What free() needs to validate a pointer without touching the span: spans
- * of small classes are naturally aligned powers of two, so the offset of a
- * pointer inside its span is addr & off_mask, and it lies on an object
- * boundary iff offset % size == 0, i.e. offset * divc < divc with
- * divc = 2^64 / size rounded up (Lemire's divisibility test).  Class 0 has
- * off_mask = divc = 0, so 0 * 0 < 0 fails: the same test rejects pointers
- * the page map does not know, and the fast path needs no separate "class 0?"
- * branch.  Two arrays under one symbol, so one base address serves both. */
+/* What free() needs to validate a pointer without touching the span.
+ *
+ * Spans of small classes are naturally aligned powers of two, so the offset
+ * of a pointer inside its span is n = addr & off_mask.  It is the start of
+ * an object iff n = k * size with k < objects (the span's tail past the last
+ * object is not an object).  One multiply and one compare decide both, by
+ * a variant of Lemire's divisibility test: with c = floor(2^64 / size) + 1
+ * and e = size * c - 2^64 (so 1 <= e <= size), write n = k * size + r; then
+ * n * c mod 2^64 = k * e + r * c, which is k * e < objects * e when r = 0,
+ * and at least c > 2^46 when r > 0 (n < 2^22 keeps everything below 2^64).
+ * So n starts an object iff n * c mod 2^64 < limit with limit = objects * e.
+ *
+ * Class 0 has every field 0, and 0 * 0 < 0 fails: the same test rejects
+ * pointers the page map does not know, so the fast path needs no separate
+ * "class 0?" branch.  Three arrays under one symbol, so one base address
+ * serves all. */
 struct bk_class_checks {
     uint64_t off_mask[BK_NUM_CLASSES];
     uint64_t divc[BK_NUM_CLASSES];
+    uint64_t limit[BK_NUM_CLASSES];
 };
 
 extern BK_INTERNAL uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
@@ -56,8 +65,8 @@ BK_FAST_PATH unsigned bk_size_to_class(size_t size)
 
 BK_FAST_PATH bool bk_on_object_boundary(unsigned cls, uintptr_t addr)
 {
-    uint64_t divc = bk_class_checks.divc[cls];
-    return (addr & bk_class_checks.off_mask[cls]) * divc < divc;
+    return (addr & bk_class_checks.off_mask[cls]) * bk_class_checks.divc[cls] <
+           bk_class_checks.limit[cls];
 }
 
 #endif

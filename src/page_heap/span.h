@@ -43,8 +43,7 @@ struct bk_span {
 
     /* Small spans: owned by the central list of `cls`, under its lock. */
     uint32_t used;              /* objects out of the span (caches + program) */
-    void *freelist;             /* returned objects, linked through word 0 */
-    uintptr_t bump;             /* next never-used object; end when exhausted */
+    void *freelist;             /* free objects, linked through word 0 */
     struct bk_span *prev, *next;
 
     /* Large and huge spans: bytes the program asked for (for statistics). */

@@ -15,19 +15,14 @@
  * thread's budget (option tcache_max_bytes): to grow past it a list takes
  * capacity from another (round robin), flushing what no longer fits.
  *
- * Double free.  free() writes a mark, the block's address xor a per-process
- * secret, into word 1 of every block it caches, and malloc() clears word 1
- * of every block it hands out.  A block whose word 1 already holds its mark
- * is therefore free (or the program wrote exactly that secret-derived value
- * there), and free() reports a double free instead of caching it twice.
- * The mark survives while the block sits in a cache, a batch or a span free
- * list, so a second free is caught wherever the first one left the block. */
+ * Double frees are caught with the free mark (core/free_mark.h). */
 #ifndef BRISK_THREAD_CACHE_H
 #define BRISK_THREAD_CACHE_H
 
 #include <stdint.h>
 #include "../../include/brisk.h"
 #include "../core/bootstrap.h"
+#include "../core/free_mark.h"
 #include "../core/size_class.h"
 #include "../os/compiler.h"
 #include "../page_heap/page_map.h"
@@ -55,11 +50,6 @@ BK_INTERNAL void bk_tc_flush_self(void);
 BK_INTERNAL void bk_tc_ensure_init(void);
 /* Add the thread caches' contents to statistics the core filled. */
 BK_INTERNAL void bk_tc_stats_add(struct brisk_stats *st);
-
-BK_FAST_PATH uintptr_t bk_free_mark(uintptr_t addr)
-{
-    return addr ^ bk_free_key;
-}
 
 /* malloc fast path, 15 instructions in libbrisk.so (gcc 12 -O2, counted
  * with callgrind): the TLS load (two, through the GOT, in a shared

@@ -1,0 +1,272 @@
+/* Thread caches, observed through the public API and brisk_stats(): the
+ * per-thread byte budget (default tcache_max_bytes = 2 MiB; BRISK_CONF is
+ * read once at start-up, so the test runs with the default and refuses to
+ * run with anything else), the flush at thread exit, and frees of blocks
+ * whose allocating thread is gone. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brisk.h"
+#include "core/options.h"
+#include "core/size_class.h"
+#include "check.h"
+
+#define BUDGET ((size_t)2 << 20)
+
+static struct brisk_stats st;
+
+static void stats(void) { brisk_stats(&st); }
+
+static size_t class_index(size_t size)   /* index into st.classes */
+{
+    return bk_size_to_class(size) - 1;
+}
+
+/* The totals must agree with the per-class numbers, and each class's
+ * cache must stay within its documented per-class bound (summed over the
+ * live caches). */
+static void check_consistent(const char *when)
+{
+    size_t cached = 0, central = 0, small = 0;
+    for (size_t i = 0; i < st.nclasses; i++) {
+        const struct brisk_class_stats *c = &st.classes[i];
+        cached += c->cached_objects * c->size;
+        central += c->central_objects * c->size;
+        small += c->live_objects * c->size;
+        CHECK(c->cached_objects <= (size_t)bk_classes[i + 1].cache_max * st.thread_caches,
+              "%s: class %zu caches %zu objects, over cache_max %u x %zu caches", when, c->size,
+              c->cached_objects, bk_classes[i + 1].cache_max, st.thread_caches);
+    }
+    CHECK(cached == st.cached_bytes, "%s: cached_bytes %zu, classes say %zu", when,
+          st.cached_bytes, cached);
+    CHECK(central == st.central_bytes, "%s: central_bytes %zu, classes say %zu", when,
+          st.central_bytes, central);
+    CHECK(st.allocated == small + st.large_allocated, "%s: allocated %zu != %zu + %zu", when,
+          st.allocated, small, st.large_allocated);
+}
+
+/* Allocate `total` bytes in blocks of each size (interleaved), touch them,
+ * and free them all; the cache must end within the budget. */
+static void churn(const size_t *sizes, unsigned nsizes, size_t total, const char *when)
+{
+    size_t count = 0, requested = 0;
+    for (unsigned i = 0; i < nsizes; i++) {
+        count += total / sizes[i];
+        requested += total / sizes[i] * sizes[i];
+    }
+    void **blocks = malloc(count * sizeof(void *));
+    REQUIRE(blocks != NULL);
+    size_t n = 0;
+    for (size_t round = 0; n < count; round++) {
+        for (unsigned i = 0; i < nsizes; i++) {
+            if (round < total / sizes[i]) {
+                void *p = brisk_malloc(sizes[i]);
+                REQUIRE(p != NULL, "malloc(%zu)", sizes[i]);
+                memset(p, (int)i + 1, sizes[i] < 64 ? sizes[i] : 64);
+                blocks[n++] = p;
+            }
+        }
+    }
+    stats();
+    size_t live = st.allocated;
+    CHECK(live >= requested, "%s: allocated %zu while %zu bytes are live", when, live,
+          requested);
+    for (size_t i = 0; i < n; i++)
+        brisk_free(blocks[i]);
+    free(blocks);
+    stats();
+    check_consistent(when);
+    CHECK(st.cached_bytes <= BUDGET * st.thread_caches,
+          "%s: %zu bytes cached by %zu threads, budget %zu each", when, st.cached_bytes,
+          st.thread_caches, BUDGET);
+}
+
+static void test_budget(void)
+{
+    size_t sizes[] = { 1024, 65536 };
+    churn(sizes, 2, (size_t)32 << 20, "1K+64K");       /* 64 MiB in all */
+    CHECK(st.thread_caches == 1, "one thread, %zu caches", st.thread_caches);
+    CHECK(st.cached_bytes <= BUDGET, "1K+64K: cache holds %zu bytes", st.cached_bytes);
+    /* the cache was used at all (else the bound proves nothing) */
+    CHECK(st.cached_bytes > 0, "nothing cached after freeing 64 MiB");
+    CHECK(st.classes[class_index(1024)].cached_objects > 0 ||
+              st.classes[class_index(65536)].cached_objects > 0,
+          "neither size class cached");
+
+    /* every class at once, so lists must take capacity from each other */
+    size_t all[BK_NUM_CLASSES];
+    unsigned n = 0;
+    for (unsigned c = 1; c < BK_NUM_CLASSES; c += 3)
+        all[n++] = bk_classes[c].size;
+    churn(all, n, (size_t)1 << 20, "every class");
+    CHECK(st.cached_bytes <= BUDGET, "every class: cache holds %zu bytes", st.cached_bytes);
+
+    /* a free-heavy pattern on the largest class: batch 2, 256 KiB each */
+    size_t big[] = { BK_SMALL_MAX };
+    churn(big, 1, (size_t)64 << 20, "256K");
+    CHECK(st.cached_bytes <= BUDGET, "256K: cache holds %zu bytes", st.cached_bytes);
+}
+
+/* ---- thread exit ---------------------------------------------------------- */
+
+struct worker {
+    size_t size;
+    unsigned count;
+    unsigned keep;                 /* blocks left live for another thread */
+    void **kept;
+    struct brisk_stats inside;     /* stats seen by the worker before it exits */
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    void **tmp = malloc(w->count * sizeof(void *));
+    for (unsigned i = 0; i < w->count; i++) {
+        tmp[i] = brisk_malloc(w->size);
+        if (tmp[i])
+            memset(tmp[i], (int)(i & 0xff), w->size);
+    }
+    for (unsigned i = 0; i < w->keep; i++)
+        w->kept[i] = tmp[i];
+    for (unsigned i = w->keep; i < w->count; i++)
+        brisk_free(tmp[i]);
+    free(tmp);
+    brisk_stats(&w->inside);
+    return NULL;
+}
+
+static void test_thread_exit(void)
+{
+    static struct brisk_stats before;
+    static struct worker w;
+    const size_t size = 512;
+    size_t ci = class_index(size);
+    brisk_stats(&before);
+    w.size = size;
+    w.count = 3000;
+    w.keep = 100;
+    w.kept = malloc(w.keep * sizeof(void *));
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, worker_main, &w) == 0);
+    pthread_join(t, NULL);
+
+    CHECK(w.inside.thread_caches == before.thread_caches + 1,
+          "while the worker ran: %zu caches, before %zu", w.inside.thread_caches,
+          before.thread_caches);
+    size_t worker_cached = w.inside.classes[ci].cached_objects -
+                           before.classes[ci].cached_objects;
+    CHECK(w.inside.classes[ci].cached_objects > before.classes[ci].cached_objects,
+          "the worker cached nothing of class %zu", before.classes[ci].size);
+    CHECK(w.inside.classes[ci].live_objects == before.classes[ci].live_objects + w.keep,
+          "worker holds %u blocks; live %zu -> %zu", w.keep, before.classes[ci].live_objects,
+          w.inside.classes[ci].live_objects);
+
+    stats();
+    check_consistent("after thread exit");
+    CHECK(st.thread_caches == before.thread_caches, "after exit: %zu caches, before %zu",
+          st.thread_caches, before.thread_caches);
+    CHECK(st.classes[ci].cached_objects == before.classes[ci].cached_objects,
+          "exited thread's %zu cached blocks still counted in caches (%zu -> %zu)",
+          worker_cached, before.classes[ci].cached_objects, st.classes[ci].cached_objects);
+    CHECK(st.cached_bytes == before.cached_bytes, "cached_bytes %zu -> %zu after exit",
+          before.cached_bytes, st.cached_bytes);
+    CHECK(st.classes[ci].central_objects >=
+              before.classes[ci].central_objects + worker_cached ||
+              st.classes[ci].spans < w.inside.classes[ci].spans,
+          "flushed blocks did not reach the central list: central %zu -> %zu (+%zu expected)",
+          before.classes[ci].central_objects, st.classes[ci].central_objects, worker_cached);
+    CHECK(st.classes[ci].live_objects == before.classes[ci].live_objects + w.keep,
+          "live %zu -> %zu, the worker left %u", before.classes[ci].live_objects,
+          st.classes[ci].live_objects, w.keep);
+
+    /* the kept blocks, allocated by a thread that is gone, are intact and
+     * can be freed here */
+    for (unsigned i = 0; i < w.keep; i++) {
+        unsigned char *p = w.kept[i];
+        REQUIRE(p != NULL);
+        CHECK_LIMITED(p[0] == (i & 0xff) && p[size - 1] == (i & 0xff), "kept block %u damaged",
+                      i);
+        CHECK_LIMITED(brisk_malloc_usable_size(p) >= size, "usable size of kept block %u", i);
+        brisk_free(p);
+    }
+    free(w.kept);
+    stats();
+    CHECK(st.allocated == before.allocated, "allocated %zu -> %zu after freeing everything",
+          before.allocated, st.allocated);
+}
+
+/* Several threads allocate, hand blocks to the next thread and free what
+ * they were handed; afterwards nothing is live and every cache is gone. */
+#define NTHREADS 4
+#define PER      4000
+
+static void *ring[NTHREADS][PER];
+static pthread_barrier_t barrier;
+
+static void *ring_main(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    for (unsigned i = 0; i < PER; i++) {
+        size_t size = 16 + (size_t)((i * 7919u + id * 104729u) % 40000u);
+        if (i % 97 == 0)
+            size = 300000 + i;                   /* a large block now and then */
+        unsigned char *p = brisk_malloc(size);
+        if (p) {
+            p[0] = (unsigned char)id;
+            p[size - 1] = (unsigned char)i;
+        }
+        ring[id][i] = p;
+    }
+    pthread_barrier_wait(&barrier);
+    unsigned from = (id + 1) % NTHREADS;
+    for (unsigned i = 0; i < PER; i++) {
+        unsigned char *p = ring[from][i];
+        if (!p || p[0] != from)
+            return (void *)1;
+        brisk_free(p);
+    }
+    return NULL;
+}
+
+static void test_cross_thread(void)
+{
+    static struct brisk_stats before;
+    brisk_stats(&before);
+    pthread_t t[NTHREADS];
+    pthread_barrier_init(&barrier, NULL, NTHREADS);
+    for (unsigned i = 0; i < NTHREADS; i++)
+        REQUIRE(pthread_create(&t[i], NULL, ring_main, (void *)(uintptr_t)i) == 0);
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        CHECK(r == NULL, "thread %u found a damaged or missing block", i);
+    }
+    pthread_barrier_destroy(&barrier);
+    stats();
+    check_consistent("after the ring");
+    CHECK(st.thread_caches == before.thread_caches, "%zu caches after the ring, %zu before",
+          st.thread_caches, before.thread_caches);
+    CHECK(st.allocated == before.allocated, "allocated %zu -> %zu after the ring",
+          before.allocated, st.allocated);
+    CHECK(st.large_allocated == before.large_allocated, "large_allocated %zu -> %zu",
+          before.large_allocated, st.large_allocated);
+    CHECK(st.cached_bytes == before.cached_bytes, "cached_bytes %zu -> %zu", before.cached_bytes,
+          st.cached_bytes);
+}
+
+int main(void)
+{
+    brisk_free(brisk_malloc(1));   /* initialise */
+    if (bk_opt(BK_OPT_tcache_max_bytes) != BUDGET) {
+        fprintf(stderr, "test_thread_cache: needs the default tcache_max_bytes (BRISK_CONF=%s)\n",
+                getenv("BRISK_CONF") ? getenv("BRISK_CONF") : "");
+        return 1;
+    }
+    test_budget();
+    test_thread_exit();
+    test_cross_thread();
+    test_budget();                  /* the cache is still bounded after all that */
+    return check_report("test_thread_cache");
+}
