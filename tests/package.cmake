@@ -12,6 +12,7 @@ endif()
 set(_pkg_work ${CMAKE_CURRENT_BINARY_DIR}/package-work)
 set(_pkg_env
   BRISK_BUILD_DIR=${PROJECT_BINARY_DIR}
+  BRISK_CONFIG=$<CONFIG>
   BRISK_PREFIX=${_pkg_work}/prefix
   BRISK_WORK=${_pkg_work}
   BRISK_VERSION=${PROJECT_VERSION}

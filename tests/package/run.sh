@@ -8,7 +8,7 @@
 #   run.sh static       link consumer.c with libbrisk.a (gcc -static when the
 #                       glibc static libraries exist, else a dynamic executable)
 #
-# Environment (set by tests/package.cmake): BRISK_BUILD_DIR, BRISK_PREFIX,
+# Environment (set by tests/package.cmake): BRISK_BUILD_DIR, BRISK_CONFIG, BRISK_PREFIX,
 # BRISK_WORK, BRISK_VERSION, CMAKE_COMMAND, CMAKE_GENERATOR, CC, CXX,
 # PKG_CONFIG (may be empty).  Exit status 77 means skipped.
 set -euo pipefail
@@ -35,7 +35,7 @@ installed() {
 # Find the installed brisk.pc and the library directory.
 pc_dir() {
     local pc
-    pc=$(find "$BRISK_PREFIX" -name brisk.pc -path '*/pkgconfig/*' | head -n 1)
+    pc=$(find "$BRISK_PREFIX" -name brisk.pc -path '*/pkgconfig/*' -print -quit)
     [ -n "$pc" ] || fail "brisk.pc was not installed under $BRISK_PREFIX"
     dirname "$pc"
 }
@@ -43,9 +43,11 @@ pc_dir() {
 case $step in
 install)
     rm -rf "$BRISK_PREFIX"
-    note "cmake --install $BRISK_BUILD_DIR --prefix $BRISK_PREFIX"
-    "$CMAKE_COMMAND" --install "$BRISK_BUILD_DIR" --prefix "$BRISK_PREFIX"
-    so=$(find "$BRISK_PREFIX" -name 'libbrisk.so' | head -n 1)
+    config=()
+    [ -n "${BRISK_CONFIG:-}" ] && config=(--config "$BRISK_CONFIG")
+    note "cmake --install $BRISK_BUILD_DIR --prefix $BRISK_PREFIX ${config[*]}"
+    "$CMAKE_COMMAND" --install "$BRISK_BUILD_DIR" --prefix "$BRISK_PREFIX" "${config[@]}"
+    so=$(find "$BRISK_PREFIX" -name libbrisk.so -print -quit)
     [ -n "$so" ] || fail "libbrisk.so was not installed"
     libdir=$(dirname "$so")
     # Layout: the soname chain, the archive, the header, the package files,
@@ -112,8 +114,9 @@ find_package)
 
 pkg_config)
     installed
-    [ -n "${PKG_CONFIG:-}" ] && command -v "$PKG_CONFIG" > /dev/null ||
+    if [ -z "${PKG_CONFIG:-}" ] || ! command -v "$PKG_CONFIG" > /dev/null; then
         skip "pkg-config is not installed (apt-get install pkg-config)"
+    fi
     export PKG_CONFIG_PATH
     PKG_CONFIG_PATH="$(pc_dir)"
     ver=$("$PKG_CONFIG" --modversion brisk)
@@ -127,9 +130,23 @@ pkg_config)
     "$CC" -O2 -o "$work/consumer" "$here/consumer.c" $flags -ldl
     # shellcheck disable=SC2086
     "$CXX" -O2 -o "$work/consumer_cxx" "$here/consumer_cxx.cc" $flags
+    # The consumer project again, finding brisk through FindPkgConfig.
+    gen=()
+    [ -n "${CMAKE_GENERATOR:-}" ] && gen=(-G "$CMAKE_GENERATOR")
+    "$CMAKE_COMMAND" -S "$here" -B "$work/build" "${gen[@]}" \
+        -DCMAKE_BUILD_TYPE=Release -DCONSUMER_USE_PKGCONFIG=ON \
+        -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" \
+        -DPKG_CONFIG_EXECUTABLE="$(command -v "$PKG_CONFIG")" > "$work/configure.log" 2>&1 ||
+        { cat "$work/configure.log"; fail "configuring the consumer project (pkg-config) failed"; }
+    grep -F -- "-- brisk $BRISK_VERSION from pkg-config" "$work/configure.log" ||
+        { cat "$work/configure.log"; fail "pkg_check_modules(brisk) did not report $BRISK_VERSION"; }
+    "$CMAKE_COMMAND" --build "$work/build" > "$work/build.log" 2>&1 ||
+        { cat "$work/build.log"; fail "building the consumer project (pkg-config) failed"; }
     export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    "$work/consumer" "$libdir" || fail "consumer (pkg-config) failed"
-    "$work/consumer_cxx" || fail "consumer_cxx (pkg-config) failed"
+    "$work/consumer" "$libdir" || fail "consumer (pkg-config, cc) failed"
+    "$work/consumer_cxx" || fail "consumer_cxx (pkg-config, c++) failed"
+    "$work/build/consumer" "$libdir" || fail "consumer (pkg-config, CMake) failed"
+    "$work/build/consumer_cxx" || fail "consumer_cxx (pkg-config, CMake) failed"
     echo "pkg_config: OK"
     ;;
 

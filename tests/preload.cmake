@@ -1,0 +1,53 @@
+# Preload tests (label "preload"): real programs (ls, grep, python3, gcc,
+# git, sqlite3, sort) run with and without LD_PRELOAD=libbrisk.so and must
+# produce the same output; the dynamic loader's trace proves brisk served
+# every process.  Two helper programs check that memory libc allocates for
+# a program and the 20 C++ operator forms are brisk's.  tests/preload/run.sh
+# does the work; exit status 77 is a skip (a program that is not installed).
+find_program(BRISK_BASH bash)
+if(NOT BRISK_BASH)
+  message(STATUS "bash not found: preload tests disabled")
+  return()
+endif()
+
+# Helpers.  None links brisk: they get it only through LD_PRELOAD.
+add_executable(preload_gen ${CMAKE_CURRENT_SOURCE_DIR}/preload/gen.c)
+set_target_properties(preload_gen PROPERTIES OUTPUT_NAME gen)
+add_executable(preload_libc_alloc ${CMAKE_CURRENT_SOURCE_DIR}/preload/libc_alloc.c)
+set_target_properties(preload_libc_alloc PROPERTIES OUTPUT_NAME libc_alloc)
+target_link_libraries(preload_libc_alloc PRIVATE ${CMAKE_DL_LIBS})
+add_executable(preload_cxx_ops ${CMAKE_CURRENT_SOURCE_DIR}/preload/cxx_ops.cc)
+set_target_properties(preload_cxx_ops PROPERTIES OUTPUT_NAME cxx_ops)
+target_link_libraries(preload_cxx_ops PRIVATE ${CMAKE_DL_LIBS})
+foreach(t preload_gen preload_libc_alloc preload_cxx_ops)
+  target_compile_options(${t} PRIVATE -Wall -Wextra)
+  set_target_properties(${t} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/preload)
+  add_dependencies(${t} brisk)   # the tests need libbrisk.so built as well
+endforeach()
+
+set(_preload_env
+  BRISK_LIB=$<TARGET_FILE:brisk>
+  BRISK_WORK=${CMAKE_CURRENT_BINARY_DIR}/preload-work
+  BRISK_HELPERS=${CMAKE_CURRENT_BINARY_DIR}/preload)
+
+# name  timeout (s)
+set(_preload_tests
+  ls 60  grep 90  python 90  gcc 120  git 120  sqlite3 90  sort 120  libc_alloc 30  cxx_ops 30)
+list(LENGTH _preload_tests _n)
+math(EXPR _last "${_n} - 1")
+foreach(i RANGE 0 ${_last} 2)
+  math(EXPR j "${i} + 1")
+  list(GET _preload_tests ${i} name)
+  list(GET _preload_tests ${j} timeout)
+  add_test(NAME preload.${name}
+    COMMAND ${BRISK_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/preload/run.sh ${name})
+  set_tests_properties(preload.${name} PROPERTIES
+    LABELS preload
+    ENVIRONMENT "${_preload_env}"
+    SKIP_RETURN_CODE 77
+    TIMEOUT ${timeout})
+endforeach()
+# Each of these runs several processes or threads at once; on a small
+# machine let them not compete with each other.
+set_tests_properties(preload.gcc preload.sort preload.git preload.python
+  PROPERTIES RUN_SERIAL ON)
