@@ -216,11 +216,12 @@ static int stripe_push(struct bk_central *c, struct bk_stripe *st, void *first, 
         bk_fetch_sub(&st->nbatches, 1);
         return 0;
     }
-    bk_tsan_release(&st->stack);
     struct cds_lfs_head *top = CMM_LOAD_SHARED(st->stack.head);
     for (;;) {
         as_node(last)->next = top ? &top->node : NULL;
-        struct cds_lfs_head *seen = uatomic_cmpxchg(&st->stack.head, top, (struct cds_lfs_head *)as_node(first));
+        bk_tsan_release(&st->stack);
+        struct cds_lfs_head *seen =
+            uatomic_cmpxchg(&st->stack.head, top, (struct cds_lfs_head *)as_node(first));
         if (seen == top)
             return 1;
         top = seen;
