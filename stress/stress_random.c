@@ -88,11 +88,13 @@ static void do_alloc(struct worker *w, rng_t *r, struct blk *b, int *large_live)
         p = S_reallocarray(NULL, nmemb, each);
     } else if (x < 79) {
         how = H_MEMALIGN;
-        /* Mostly up to 64 KiB; sometimes beyond the small classes (up to
-         * 2 MiB); sometimes not a power of two, which memalign rounds up. */
+        /* Mostly up to 64 KiB; sometimes beyond the small classes;
+         * sometimes not a power of two, which memalign rounds up. */
         uint64_t k = rng_below(r, 20);
         if (k == 0) {
-            align = pick_align(r, 21);
+            /* Up to 2 MiB; now and then 4 - 64 MiB, beyond the page heap's
+             * largest span, which takes a mapping of its own. */
+            align = rng_below(r, 10) == 0 ? (size_t)1 << rng_range(r, 22, 26) : pick_align(r, 21);
             p = S_memalign(align, size);
         } else if (k < 4) {
             size_t a = pick_align(r, 12);
@@ -122,8 +124,12 @@ static void do_alloc(struct worker *w, rng_t *r, struct blk *b, int *large_live)
         how = H_PVALLOC;
         align = 4096;
         p = S_pvalloc(size);
-        /* pvalloc rounds the size up to whole pages, at least one. */
+#ifndef USE_LIBC_NAMES
+        /* brisk's pvalloc rounds the size up to whole pages, at least one.
+         * (glibc's own pvalloc does not reliably: the libc-names build, which
+         * may run without brisk, only expects the size asked for.) */
         size = size ? (size + 4095) & ~(size_t)4095 : 4096;
+#endif
     }
     blk_init(b, p, size, align, how, w->id);
     if (how == H_CALLOC)
@@ -171,7 +177,7 @@ static void do_realloc(struct worker *w, rng_t *r, struct blk *b, int *large_liv
         ns = old ? (size_t)rng_range(r, 1, old) : 1;           /* shrink */
     else if (x < 60)
         ns = old + (size_t)rng_range(r, 1, old / 2 + 64);      /* grow a bit */
-    else if (x < 65 && *large_live < MAX_LARGE_LIVE && !is_large(old))
+    else if (x < 61 && *large_live < MAX_LARGE_LIVE && !is_large(old))
         ns = pick_large_size(r);                                /* small -> large */
     else
         ns = pick_small_size(r) | 1;                            /* anywhere */
@@ -195,7 +201,7 @@ static void do_realloc(struct worker *w, rng_t *r, struct blk *b, int *large_liv
 
 /* Swap a slot with a random slot of the global table: the block we give may
  * be freed by another thread, the one we get was allocated by another. */
-static void do_swap(struct worker *w, rng_t *r, struct blk *b, int *large_live)
+static void do_swap(struct worker *w, rng_t *r, struct blk *b)
 {
     struct xslot *x = &xpool[rng_below(r, XPOOL)];
     if (b->p && is_large(b->size))
@@ -225,7 +231,7 @@ static void *worker_main(void *arg)
         struct blk *b = &slots[rng_below(&r, (uint64_t)w->slots)].b;
         if (!b->p) {
             if (rng_below(&r, 64) == 0)
-                do_swap(w, &r, b, &large_live);
+                do_swap(w, &r, b);
             else
                 do_alloc(w, &r, b, &large_live);
         } else {
@@ -235,7 +241,7 @@ static void *worker_main(void *arg)
             else if (x < 85)
                 do_realloc(w, &r, b, &large_live);
             else if (x < 88)
-                do_swap(w, &r, b, &large_live);
+                do_swap(w, &r, b);
             else {
                 blk_check(b, "corrupted while held");
                 CHECK(S_malloc_usable_size(b->p) >= b->size,
@@ -244,7 +250,7 @@ static void *worker_main(void *arg)
             }
         }
         /* Thread 0: statistics and trimming while everyone allocates. */
-        if (w->id == 0 && (step & 4095) == 4095) {
+        if (w->id == 0 && (step & 16383) == 16383) {
             if (rng_below(&r, 4) == 0)
                 S_trim();
             else

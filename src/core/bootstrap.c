@@ -57,10 +57,10 @@ void bk_core_fork_parent(void)
     bk_unlock(&init_lock);
 }
 
+/* The forking thread holds every lock (prepare took them), and it is the
+ * thread that continues in the child: it releases them as the parent does.
+ * (Re-initialising a held mutex would be undefined behaviour.) */
 void bk_core_fork_child(void)
 {
-    bk_meta_reinit_child();
-    bk_ph_reinit_child();
-    bk_central_reinit_child();
-    bk_lock_reinit(&init_lock);
+    bk_core_fork_parent();
 }

@@ -41,7 +41,7 @@ static void init_stripes(struct bk_central *c, struct bk_stripe *stripes)
 {
     c->stripes = stripes;
     for (unsigned s = 0; s < nstripes; s++) {
-        bk_lock_reinit(&stripes[s].lock);
+        bk_lock_init(&stripes[s].lock);
         stripes[s].taken = NULL;
         __cds_lfs_init(&stripes[s].stack);
         stripes[s].nbatches = 0;
@@ -54,7 +54,7 @@ void bk_central_init(unsigned n)
     for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
         struct bk_central *c = &centrals[cls];
         const struct bk_class_info *ci = &bk_classes[cls];
-        bk_lock_reinit(&c->lock);
+        bk_lock_init(&c->lock);
         /* Park at most ~512 KiB per stripe and class, and 2..64 batches. */
         size_t batch_bytes = (size_t)ci->batch * ci->size;
         size_t max = (512 * 1024) / batch_bytes;
@@ -302,13 +302,4 @@ void bk_central_unlock_all(void)
     for (unsigned cls = BK_NUM_CLASSES - 1; cls >= 1; cls--)
         for (unsigned s = 0; s < nstripes; s++)
             bk_unlock(&centrals[cls].stripes[s].lock);
-}
-
-void bk_central_reinit_child(void)
-{
-    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
-        bk_lock_reinit(&centrals[cls].lock);
-        for (unsigned s = 0; s < nstripes; s++)
-            bk_lock_reinit(&centrals[cls].stripes[s].lock);
-    }
 }

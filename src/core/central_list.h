@@ -55,6 +55,5 @@ BK_INTERNAL void bk_central_get_stats(unsigned cls, struct bk_central_stats *st)
 
 BK_INTERNAL void bk_central_lock_all(void);
 BK_INTERNAL void bk_central_unlock_all(void);
-BK_INTERNAL void bk_central_reinit_child(void);
 
 #endif

@@ -15,8 +15,8 @@ typedef struct { pthread_mutex_t m; } bk_lock_t;
 
 static inline void bk_lock(bk_lock_t *l) { pthread_mutex_lock(&l->m); }
 static inline void bk_unlock(bk_lock_t *l) { pthread_mutex_unlock(&l->m); }
-/* In a fork child only the forking thread exists: reset the lock rather than
- * trusting state another (now vanished) thread might have left. */
-static inline void bk_lock_reinit(bk_lock_t *l) { pthread_mutex_init(&l->m, NULL); }
+/* Initialise a lock in dynamic storage; also resets, in a fork child, a lock
+ * that a thread which did not survive the fork may have held. */
+static inline void bk_lock_init(bk_lock_t *l) { pthread_mutex_init(&l->m, NULL); }
 
 #endif

@@ -37,4 +37,3 @@ size_t bk_meta_bytes(void)
 
 void bk_meta_lock_all(void) { bk_lock(&meta_lock); }
 void bk_meta_unlock_all(void) { bk_unlock(&meta_lock); }
-void bk_meta_reinit_child(void) { bk_lock_reinit(&meta_lock); }

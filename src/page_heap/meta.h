@@ -18,6 +18,5 @@ BK_INTERNAL void *bk_meta_alloc(size_t size, size_t align);
 BK_INTERNAL size_t bk_meta_bytes(void);
 BK_INTERNAL void bk_meta_lock_all(void);
 BK_INTERNAL void bk_meta_unlock_all(void);
-BK_INTERNAL void bk_meta_reinit_child(void);
 
 #endif

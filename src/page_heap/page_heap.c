@@ -223,4 +223,3 @@ void bk_ph_get_stats(struct bk_ph_stats *st)
 
 void bk_ph_lock(void) { bk_lock(&ph.lock); }
 void bk_ph_unlock(void) { bk_unlock(&ph.lock); }
-void bk_ph_reinit_child(void) { bk_lock_reinit(&ph.lock); }

@@ -51,6 +51,5 @@ BK_INTERNAL void bk_ph_get_stats(struct bk_ph_stats *st);
 
 BK_INTERNAL void bk_ph_lock(void);
 BK_INTERNAL void bk_ph_unlock(void);
-BK_INTERNAL void bk_ph_reinit_child(void);
 
 #endif

@@ -332,8 +332,11 @@ static void fork_child(void)
     registry.nlive = has_cache;
     if (has_cache)
         self->next = self->prev = NULL;
-    bk_lock_reinit(&registry.lock);
-    bk_lock_reinit(&tc_init_lock);
+    bk_unlock(&registry.lock);
+    /* Not taken by prepare (initialisation registers the fork handlers
+     * while holding it, and glibc runs them under its own atfork lock): a
+     * thread that was initialising brisk in the parent is gone. */
+    bk_lock_init(&tc_init_lock);
 }
 
 /* Other threads' counters are read without synchronisation on purpose:
