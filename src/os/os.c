@@ -179,6 +179,19 @@ const char *bk_os_getenv(const char *name)
     return NULL;
 }
 
+int bk_os_thread_id(void)
+{
+    return (int)syscall(SYS_gettid);
+}
+
+bool bk_os_thread_alive(int tid)
+{
+    int saved = errno;
+    bool alive = syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH;
+    errno = saved;
+    return alive;
+}
+
 size_t bk_os_page_size(void)
 {
     long p = sysconf(_SC_PAGESIZE);

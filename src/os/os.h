@@ -27,6 +27,10 @@ BK_INTERNAL uint64_t bk_os_random(void);
  * cpu.max quota or a cgroup v1 cfs quota when one is set. */
 BK_INTERNAL unsigned bk_os_cpu_count(void);
 BK_INTERNAL const char *bk_os_getenv(const char *name);
+/* The calling thread's kernel id, and whether a thread of this process with
+ * that id still exists. */
+BK_INTERNAL int bk_os_thread_id(void);
+BK_INTERNAL bool bk_os_thread_alive(int tid);
 BK_INTERNAL size_t bk_os_page_size(void);
 
 #endif

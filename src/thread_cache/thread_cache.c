@@ -10,6 +10,7 @@
 #include "../core/large_alloc.h"
 #include "../core/options.h"
 #include "../os/lock.h"
+#include "../os/os.h"
 #include "../page_heap/meta.h"
 
 static struct bk_tcache bk_tc_empty;   /* this thread has no cache yet */
@@ -22,6 +23,7 @@ static struct {
     struct bk_tcache *live, *free;
     size_t nlive;
     unsigned next_stripe;
+    unsigned creations;
 } registry = { .lock = BK_LOCK_INIT };
 
 static int tc_state;                   /* 0: not yet, 2: ready */
@@ -63,16 +65,53 @@ void bk_tc_ensure_init(void)
     bk_unlock(&tc_init_lock);
 }
 
+static void flush_all(struct bk_tcache *tc);
+
+/* Move a cache from the live list to the free list.  Registry lock held. */
+static void registry_retire(struct bk_tcache *tc)
+{
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        registry.live = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    registry.nlive--;
+    tc->next = registry.free;
+    registry.free = tc;
+}
+
+/* A thread whose first allocation comes in glibc's last round of key
+ * destructors gets a cache whose destructor never runs.  Every 64 cache
+ * creations, caches whose thread no longer exists are flushed and reused,
+ * so such caches cannot pile up.  (A kernel thread id that is reused before
+ * the scan hides a dead cache until the next scan; it never makes a live
+ * one look dead.)  Registry lock held; it orders before the central
+ * locks the flush takes. */
+static void reap_dead_caches(void)
+{
+    for (struct bk_tcache *tc = registry.live, *next; tc; tc = next) {
+        next = tc->next;
+        if (!bk_os_thread_alive(tc->tid)) {
+            flush_all(tc);
+            registry_retire(tc);
+        }
+    }
+}
+
 static struct bk_tcache *cache_create(void)
 {
     bk_lock(&registry.lock);
+    if (++registry.creations % 64 == 0)
+        reap_dead_caches();
     struct bk_tcache *tc = registry.free;
     if (tc)
         registry.free = tc->next;
     bk_unlock(&registry.lock);
     if (!tc && !(tc = bk_meta_alloc(sizeof *tc, BK_CACHELINE)))
         return NULL;
-    *tc = (struct bk_tcache){ .budget = bk_opt(BK_OPT_tcache_max_bytes) };
+    *tc = (struct bk_tcache){ .budget = bk_opt(BK_OPT_tcache_max_bytes),
+                              .tid = bk_os_thread_id() };
     bk_lock(&registry.lock);
     tc->stripe = registry.next_stripe++ % bk_central_stripes();
     tc->next = registry.live;
@@ -289,15 +328,7 @@ static void thread_exit(void *arg)
     bk_tc = &bk_tc_dead;
     flush_all(tc);
     bk_lock(&registry.lock);
-    if (tc->prev)
-        tc->prev->next = tc->next;
-    else
-        registry.live = tc->next;
-    if (tc->next)
-        tc->next->prev = tc->prev;
-    registry.nlive--;
-    tc->next = registry.free;
-    registry.free = tc;
+    registry_retire(tc);
     bk_unlock(&registry.lock);
 }
 
@@ -330,8 +361,10 @@ static void fork_child(void)
     bool has_cache = self != &bk_tc_empty && self != &bk_tc_dead;
     registry.live = has_cache ? self : NULL;
     registry.nlive = has_cache;
-    if (has_cache)
+    if (has_cache) {
         self->next = self->prev = NULL;
+        self->tid = bk_os_thread_id();   /* the child's thread has a new id */
+    }
     bk_unlock(&registry.lock);
     /* Not taken by prepare (initialisation registers the fork handlers
      * while holding it, and glibc runs them under its own atfork lock): a
