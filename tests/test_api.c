@@ -8,6 +8,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
+#include "api/internal_api.h"
 #include "brisk.h"
 #include "check.h"
 
@@ -781,6 +784,65 @@ static void test_introspection(void)
     CHECK(strstr(text, "brisk statistics") != NULL, "malloc_stats printed \"%.200s\"", text);
 }
 
+/* Locked memory cannot be released (madvise fails with EINVAL on mlocked
+ * pages): it must not be remembered as clean, so a calloc that lands on
+ * it still clears it. */
+static void test_calloc_after_mlock(void)
+{
+    const size_t n = 4u << 20;
+    unsigned char *p = brisk_malloc(n);
+    CHECK(p != NULL, "malloc(4 MiB)");
+    if (!p || mlock(p, n) != 0) {
+        printf("test_api: mlock unavailable (%s): calloc-after-mlock case skipped\n",
+               strerror(errno));
+        brisk_free(p);
+        return;
+    }
+    memset(p, 0xab, n);
+    brisk_free(p);
+    brisk_release_memory();
+    unsigned char *q = brisk_calloc(1, n);
+    CHECK(q != NULL, "calloc(4 MiB)");
+    size_t bad = 0;
+    for (size_t i = 0; q && i < n; i++)
+        bad += q[i] != 0;
+    CHECK(bad == 0, "calloc over released-but-locked pages: %zu non-zero bytes (same block: %d)",
+          bad, p == q);
+    munlock(p, n);
+    brisk_free(q);
+}
+
+/* The C++ aligned operators pass their alignment through unchecked: one
+ * that is not a power of two must fail cleanly, not walk off the class
+ * table. */
+static void test_aligned_not_pow2_internal(void)
+{
+    size_t aligns[] = { 3, 24, 100000, 300000 };
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+        errno = 0;
+        void *p = bk_api_aligned(aligns[i], 100);
+        CHECK(p == NULL && errno == EINVAL, "bk_api_aligned(%zu, 100) = %p errno %d", aligns[i],
+              p, errno);
+    }
+}
+
+/* A large block never shows a stale free mark (and so never reveals the
+ * per-process secret): word 1 is cleared when it is handed out. */
+static void test_large_word1(void)
+{
+    enum { N = 4000 };
+    static void *small[N];
+    for (int i = 0; i < N; i++)
+        small[i] = brisk_malloc(64);
+    for (int i = 0; i < N; i++)
+        brisk_free(small[i]);
+    brisk_release_memory();   /* the small spans go back to the page heap */
+    void *big = brisk_malloc(300 << 10);
+    CHECK(big && ((uintptr_t *)big)[1] == 0, "large block word 1 = %#lx",
+          big ? (unsigned long)((uintptr_t *)big)[1] : 0ul);
+    brisk_free(big);
+}
+
 int main(void)
 {
     make_sizes();
@@ -796,5 +858,8 @@ int main(void)
     test_stats();
     test_release();
     test_introspection();
+    test_calloc_after_mlock();
+    test_aligned_not_pow2_internal();
+    test_large_word1();
     return check_report("test_api");
 }

@@ -316,16 +316,20 @@ static void test_random(unsigned max_order, unsigned rounds)
 
 struct release_log {
     size_t calls, pages;
+    bool refuse;                 /* act as the kernel refusing (mlocked pages) */
     uint8_t released[BK_BUDDY_PAGES];
 };
 
-static void release_cb(void *ctx, size_t first, size_t npages)
+static bool release_cb(void *ctx, size_t first, size_t npages)
 {
     struct release_log *log = ctx;
     log->calls++;
+    if (log->refuse)
+        return false;
     log->pages += npages;
     for (size_t p = first; p < first + npages; p++)
         log->released[p]++;
+    return true;
 }
 
 static void test_clean_dirty(void)
@@ -403,6 +407,18 @@ static void test_clean_dirty(void)
     bk_buddy_free(&B, 0, 1);
     check_single_block(&B, "after releases");
     CHECK(B.dirty_free == 1, "dirty_free %u", B.dirty_free);
+    /* a release the kernel refuses leaves the pages dirty: never zeroed */
+    memset(&log, 0, sizeof log);
+    log.refuse = true;
+    long d = bk_buddy_alloc(&B, 1, 1, &z);            /* the dirty page 0 */
+    CHECK(d == 0 && !z, "dirty page: at %ld zeroed %d", d, z);
+    bk_buddy_free(&B, 0, 1);
+    r = bk_buddy_release(&B, 0, release_cb, &log);
+    CHECK(r == 0 && log.calls > 0, "refused release: %zu pages, %zu calls", r, log.calls);
+    CHECK(B.dirty_free == 1, "refused release: dirty_free %u", B.dirty_free);
+    d = bk_buddy_alloc(&B, 1, 1, &z);
+    CHECK(d == 0 && !z, "after a refused release: page %ld zeroed %d", d, z);
+    bk_buddy_free(&B, 0, 1);
 }
 
 int main(void)

@@ -394,6 +394,37 @@ static void df_large(void *arg)
     brisk_free(p);
 }
 
+/* realloc and malloc_usable_size of a freed small block: a same-class
+ * realloc must not hand the block back as live while it is free. */
+static void freed_realloc(void *arg)
+{
+    (void)arg;
+    void *p = brisk_malloc(32);
+    brisk_free(p);
+    announce(p);
+    (void)brisk_realloc(p, 24);
+}
+
+static void freed_usable(void *arg)
+{
+    (void)arg;
+    void *p = brisk_malloc(32);
+    brisk_free(p);
+    announce(p);
+    (void)brisk_malloc_usable_size(p);
+}
+
+/* A "free" of an object slot of a live span that was never handed out:
+ * spans are carved with every slot marked free, so this is a double free. */
+static void df_never_handed_out(void *arg)
+{
+    (void)arg;
+    char *p = brisk_malloc(64);
+    uintptr_t start = bk_pm_span((uintptr_t)p)->start;
+    unsigned objects = bk_classes[bk_size_to_class(64)].objects;
+    double_free((void *)(start + (uintptr_t)(objects - 1) * 64));
+}
+
 static void test_double_free(void)
 {
     static const struct {
@@ -409,6 +440,10 @@ static void test_double_free(void)
         { "double free after the freeing thread exited", df_after_thread_exit, DF },
         { "double free after a cache-overflow flush", df_overflow_flush, DF },
         { "double free of a large block", df_large, "free(): invalid pointer" },
+        { "double free of a slot never handed out", df_never_handed_out, DF },
+        { "realloc of a freed block", freed_realloc, "realloc(): pointer to a freed block" },
+        { "malloc_usable_size of a freed block", freed_usable,
+          "malloc_usable_size(): pointer to a freed block" },
     };
     static struct outcome o;
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -31,14 +31,16 @@
 
 /* ---- validation ---------------------------------------------------------- */
 
-/* The span of a pointer the program passes back, or a one-line report and
- * abort if brisk never returned it. */
+/* The span of a live block the program passes back, or a one-line report
+ * and abort if brisk never returned it or it is free already. */
 static struct bk_span *owned_span(void *ptr, const char *call)
 {
     uintptr_t a = (uintptr_t)ptr;
     struct bk_span *s = bk_pm_span(a);
     if (!s || (s->kind == BK_SPAN_SMALL ? !bk_on_object_boundary(s->cls, a) : a != s->start))
         bk_fatal_pointer(call, "invalid pointer", ptr);
+    if (s->kind == BK_SPAN_SMALL && bk_has_free_mark(ptr))
+        bk_fatal_pointer(call, "pointer to a freed block", ptr);
     return s;
 }
 
@@ -122,9 +124,13 @@ BK_EXPORT void *brisk_reallocarray(void *ptr, size_t nmemb, size_t size)
 
 /* ---- aligned allocation -------------------------------------------------- */
 
-/* align: a power of two. */
+/* align: a power of two (anything else fails with EINVAL). */
 static void *aligned(size_t align, size_t size)
 {
+    if (!bk_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
     if (align <= BK_QUANTUM)
         return bk_tc_malloc(size);
     if (size > PTRDIFF_MAX || align > ((size_t)1 << 62)) {
@@ -248,7 +254,7 @@ BK_EXPORT void brisk_stats(struct brisk_stats *out)
 
 BK_EXPORT void brisk_stats_print(FILE *out, int json)
 {
-    static struct brisk_stats st;   /* large: keep it off small thread stacks */
+    struct brisk_stats st;          /* ~5 KiB */
     brisk_stats(&st);
     bk_stats_write(out ? out : stderr, json, &st);
 }

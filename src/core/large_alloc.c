@@ -22,6 +22,8 @@ void *bk_large_alloc(size_t size, size_t align, bool zero)
     bk_fetch_add(&live_bytes, size);
     if (zero && !s->zeroed)
         memset((void *)s->start, 0, size);
+    else if (!s->zeroed)
+        ((uintptr_t *)s->start)[1] = 0;   /* a small span's free mark may linger */
     return (void *)s->start;
 }
 

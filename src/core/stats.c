@@ -26,8 +26,10 @@ void bk_core_stats(struct brisk_stats *st)
         out->size = bk_classes[cls].size;
         out->spans = cs.spans;
         out->central_objects = cs.free_in_spans + cs.in_stripes;
-        /* Until the thread caches are counted: everything out of the spans. */
-        out->live_objects = cs.objects - out->central_objects;
+        /* Until the thread caches are counted: everything out of the spans.
+         * (The stripes are sampled after the class lock is dropped.) */
+        out->live_objects =
+            cs.objects > out->central_objects ? cs.objects - out->central_objects : 0;
     }
     st->resident = ph.active + ph.dirty_free + st->metadata;
 }

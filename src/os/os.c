@@ -53,11 +53,12 @@ void bk_os_unmap(void *p, size_t size)
     errno = saved;
 }
 
-void bk_os_release(void *p, size_t size)
+bool bk_os_release(void *p, size_t size)
 {
     int saved = errno;
-    madvise(p, size, MADV_DONTNEED);
+    bool ok = madvise(p, size, MADV_DONTNEED) == 0;
     errno = saved;
+    return ok;
 }
 
 void bk_os_hugepage_hint(void *p, size_t size)

@@ -15,8 +15,10 @@
  * (a power of two, at least the system page). NULL on failure. */
 BK_INTERNAL void *bk_os_map(size_t size, size_t align);
 BK_INTERNAL void bk_os_unmap(void *p, size_t size);
-/* Give the pages back to the kernel; they read as zero when touched again. */
-BK_INTERNAL void bk_os_release(void *p, size_t size);
+/* Give the pages back to the kernel; they read as zero when touched again.
+ * False when the kernel refused (locked memory: mlock, mlockall): then the
+ * pages keep their contents. */
+BK_INTERNAL bool bk_os_release(void *p, size_t size);
 /* Ask for transparent huge pages on an aligned range (best effort). */
 BK_INTERNAL void bk_os_hugepage_hint(void *p, size_t size);
 

@@ -133,16 +133,15 @@ void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages)
 }
 
 size_t bk_buddy_release(struct bk_buddy *b, unsigned min_order,
-                        void (*release)(void *ctx, size_t first, size_t npages), void *ctx)
+                        bool (*release)(void *ctx, size_t first, size_t npages), void *ctx)
 {
     size_t released = 0;
     for (unsigned k = min_order; k <= b->max_order; k++) {
         size_t n = (size_t)1 << k;
         for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->next[p]) {
             size_t dirty = n - count_clean(b, p, n);
-            if (!dirty)
+            if (!dirty || !release(ctx, p, n))
                 continue;
-            release(ctx, p, n);
             set_clean(b, p, n, true);
             released += dirty;
         }

@@ -58,11 +58,12 @@ static inline bool bk_buddy_has(const struct bk_buddy *b, unsigned order)
 {
     return (b->order_mask >> order) != 0;
 }
-/* Mark every free block of at least 2^min_order pages that holds dirty pages
- * as clean, calling release(ctx, first_page, npages) for each.  Returns the
- * number of pages that were dirty. */
+/* Call release(ctx, first_page, npages) for every free block of at least
+ * 2^min_order pages that holds dirty pages, and mark the block clean when
+ * it returns true (false: the pages could not be released and stay dirty).
+ * Returns the number of dirty pages made clean. */
 BK_INTERNAL size_t bk_buddy_release(struct bk_buddy *b, unsigned min_order,
-                                    void (*release)(void *ctx, size_t first, size_t npages),
+                                    bool (*release)(void *ctx, size_t first, size_t npages),
                                     void *ctx);
 /* The order of the free block starting at page p, or -1 (for tests). */
 BK_INTERNAL int bk_buddy_free_order_at(const struct bk_buddy *b, size_t p);

@@ -114,10 +114,10 @@ struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls
     return s;
 }
 
-static void release_cb(void *ctx, size_t first, size_t npages)
+static bool release_cb(void *ctx, size_t first, size_t npages)
 {
     struct bk_region *r = ctx;
-    bk_os_release((void *)(r->base + (first << BK_PAGE_SHIFT)), npages << BK_PAGE_SHIFT);
+    return bk_os_release((void *)(r->base + (first << BK_PAGE_SHIFT)), npages << BK_PAGE_SHIFT);
 }
 
 /* Give back free blocks of at least a hugepage once too much dirty memory

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "../core/central_list.h"
 #include "../core/error.h"
@@ -28,6 +29,7 @@ static struct {
 
 static int tc_state;                   /* 0: not yet, 2: ready */
 static int tc_usable;                  /* key created and caches enabled */
+static int tc_key_ok;                  /* pthread_key_create succeeded */
 static pthread_t tc_init_owner;
 static int tc_init_running;
 static bk_lock_t tc_init_lock = BK_LOCK_INIT;
@@ -39,6 +41,13 @@ static void fork_parent(void);
 static void fork_child(void);
 
 /* ---- initialisation ---------------------------------------------------- */
+
+static void finish_init(void)
+{
+    tc_usable = tc_key_ok && bk_opt(BK_OPT_tcache_max_bytes) != 0;
+    bk_store_release(&tc_init_running, 0);
+    bk_store_release(&tc_state, 2);
+}
 
 /* Phase 2 of start-up (phase 1 is bk_core_init): the pthread key whose
  * destructor flushes a thread's cache at exit, and the fork handlers.  Both
@@ -56,11 +65,9 @@ void bk_tc_ensure_init(void)
     if (!tc_state) {
         tc_init_owner = pthread_self();
         bk_store_release(&tc_init_running, 1);
-        int key_ok = pthread_key_create(&tc_key, thread_exit) == 0;
+        tc_key_ok = pthread_key_create(&tc_key, thread_exit) == 0;
         pthread_atfork(fork_prepare, fork_parent, fork_child);
-        tc_usable = key_ok && bk_opt(BK_OPT_tcache_max_bytes) != 0;
-        bk_store_release(&tc_init_running, 0);
-        bk_store_release(&tc_state, 2);
+        finish_init();
     }
     bk_unlock(&tc_init_lock);
 }
@@ -86,13 +93,16 @@ static void registry_retire(struct bk_tcache *tc)
  * creations, caches whose thread no longer exists are flushed and reused,
  * so such caches cannot pile up.  (A kernel thread id that is reused before
  * the scan hides a dead cache until the next scan; it never makes a live
- * one look dead.)  Registry lock held; it orders before the central
+ * one look dead.  A cache made in another process, as in a child forked
+ * without the atfork handlers by _Fork() or clone(), is never reaped: its
+ * thread id means nothing here, and leaking it is safe.)  Registry lock held; it orders before the central
  * locks the flush takes. */
 static void reap_dead_caches(void)
 {
+    int pid = getpid();
     for (struct bk_tcache *tc = registry.live, *next; tc; tc = next) {
         next = tc->next;
-        if (!bk_os_thread_alive(tc->tid)) {
+        if (tc->pid == pid && !bk_os_thread_alive(tc->tid)) {
             flush_all(tc);
             registry_retire(tc);
         }
@@ -111,7 +121,8 @@ static struct bk_tcache *cache_create(void)
     if (!tc && !(tc = bk_meta_alloc(sizeof *tc, BK_CACHELINE)))
         return NULL;
     *tc = (struct bk_tcache){ .budget = bk_opt(BK_OPT_tcache_max_bytes),
-                              .tid = bk_os_thread_id() };
+                              .tid = bk_os_thread_id(),
+                              .pid = getpid() };
     bk_lock(&registry.lock);
     tc->stripe = registry.next_stripe++ % bk_central_stripes();
     tc->next = registry.live;
@@ -363,9 +374,15 @@ static void fork_child(void)
     registry.nlive = has_cache;
     if (has_cache) {
         self->next = self->prev = NULL;
-        self->tid = bk_os_thread_id();   /* the child's thread has a new id */
+        self->tid = bk_os_thread_id();   /* the child's thread has new ids */
+        self->pid = getpid();
     }
     bk_unlock(&registry.lock);
+    /* A fork that raced phase 2 of start-up: the handlers are registered
+     * (they are running), so the child finishes what the initialising
+     * thread, absent here, had left to do. */
+    if (!tc_state && tc_init_running)
+        finish_init();
     /* Not taken by prepare (initialisation registers the fork handlers
      * while holding it, and glibc runs them under its own atfork lock): a
      * thread that was initialising brisk in the parent is gone. */

@@ -35,7 +35,7 @@ struct bk_tcache {
     size_t budget;
     unsigned stripe;
     unsigned victim;
-    int tid;                          /* owner's kernel thread id */
+    int tid, pid;                     /* owner's kernel thread and process */
     struct bk_tcache *next, *prev;    /* registry of live caches */
 };
 
