@@ -1,27 +1,20 @@
 #!/usr/bin/env bash
-# Install what is missing, build brisk, and run the headline job: a real
-# program (sqlite3 building, indexing and sorting 300k rows) run under
-# LD_PRELOAD=libbrisk.so, with brisk's statistics printed at exit.
-# (The side-by-side benchmark against glibc, jemalloc, tcmalloc and mimalloc
-# replaces this demonstration when it lands.)
+# Install what is missing, build brisk and its benchmarks, and run the
+# headline job: the side-by-side comparison of brisk with glibc, jemalloc,
+# tcmalloc and mimalloc (bench/compare.py --quick: every workload, 3
+# interleaved repetitions, callgrind fast-path counts; a few minutes on 2
+# cores).  It prints a markdown table and writes the report, JSON and chart
+# to build/release/bench-report.{md,json,png}.
+# Pass --full for the long run, or any other bench/compare.py option.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 "$(pwd)/scripts/deps.sh"
 
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-lib="$(pwd)/build/release/libbrisk.so"
 
-sql="
-create table t(id integer primary key, k text, v blob);
-with recursive c(x) as (select 1 union all select x + 1 from c limit 300000)
-insert into t(k, v) select hex(randomblob(12)), randomblob(abs(random() % 400)) from c;
-create index t_k on t(k);
-select count(*), count(distinct substr(k, 1, 4)) from t;
-select k from t order by v limit 1 offset 1000;
-"
-echo "== sqlite3 under brisk (LD_PRELOAD=$lib)"
-start=$(date +%s.%N)
-BRISK_CONF=stats_print=1 LD_PRELOAD="$lib" sqlite3 :memory: "$sql" >/dev/null
-end=$(date +%s.%N)
-awk -v s="$start" -v e="$end" 'BEGIN { printf "== wall time: %.2f s\n", e - s }'
+out=build/release/bench-report
+mode=--quick
+[[ "${1:-}" == "--full" ]] && { mode=--full; shift; }
+exec /usr/bin/python3 bench/compare.py "$mode" --build-dir build/release \
+  --report "$out.md" --json "$out.json" --chart "$out.png" "$@"

@@ -168,10 +168,11 @@ static void shrink(struct bk_tcache *tc, unsigned cls)
 }
 
 /* Take capacity from other lists, round robin, until `need` more bytes fit
- * in the budget or a handful of lists have been visited. */
+ * in the budget; false if no list has capacity to give. */
 static bool steal(struct bk_tcache *tc, unsigned cls, size_t need)
 {
-    for (unsigned tries = 0; tries < 8 && tc->cap_bytes + need > tc->budget; tries++) {
+    for (unsigned tries = 0; tries < BK_NUM_CLASSES && tc->cap_bytes + need > tc->budget;
+         tries++) {
         unsigned v = 1 + tc->victim++ % (BK_NUM_CLASSES - 1);
         if (v != cls && tc->cap[v] >= bk_classes[v].batch)
             shrink(tc, v);
@@ -179,13 +180,19 @@ static bool steal(struct bk_tcache *tc, unsigned cls, size_t need)
     return tc->cap_bytes + need <= tc->budget;
 }
 
+/* One more batch of capacity for a list, within the class's cache_max and
+ * the thread's budget.  Over budget, only a list that holds less than two
+ * batches (one that is starving) takes capacity from the others: a list
+ * that already has some makes do with it, so a thread at its budget does
+ * not shuffle capacity between lists on every refill. */
 static bool grow(struct bk_tcache *tc, unsigned cls)
 {
     const struct bk_class_info *ci = &bk_classes[cls];
     size_t add = (size_t)ci->batch * ci->size;
     if (tc->cap[cls] + ci->batch > ci->cache_max)
         return false;
-    if (tc->cap_bytes + add > tc->budget && !steal(tc, cls, add))
+    if (tc->cap_bytes + add > tc->budget &&
+        (tc->cap[cls] >= 2u * ci->batch || !steal(tc, cls, add)))
         return false;
     tc->cap[cls] += ci->batch;
     tc->room[cls] += ci->batch;
