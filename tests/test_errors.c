@@ -562,7 +562,7 @@ static void test_conf(void)
     CHECK(strstr(o.err, "brisk: BRISK_CONF: unknown option 'nosuch' (ignored)\n") != NULL,
           "no unknown-option warning in \"%s\"", o.err);
     CHECK(strstr(o.err, "brisk: BRISK_CONF: invalid value 'bogus' for option tcache_max_bytes "
-                        "(keeping the default 2M)\n") != NULL,
+                        "(keeping the default 4M)\n") != NULL,
           "no invalid-value warning in \"%s\"", o.err);
     for (unsigned i = 0; i < BK_OPT_COUNT; i++) {
         snprintf(want, sizeof want, "%s=%zu\n", bk_options[i].name, bk_options[i].def);

@@ -96,7 +96,7 @@ static void test_defaults(void)
     /* every parse starts from the defaults */
     expect_value("stripes=8", BK_OPT_stripes, 8);
     expect_value("stats_print=1", BK_OPT_stats_print, 1);   /* stripes back to 0 */
-    CHECK(def(BK_OPT_tcache_max_bytes) == 2 * BK_MIB, "tcache default %zu",
+    CHECK(def(BK_OPT_tcache_max_bytes) == 4 * BK_MIB, "tcache default %zu",
           def(BK_OPT_tcache_max_bytes));
     CHECK(def(BK_OPT_dirty_max) == 64 * BK_MIB, "dirty_max default %zu", def(BK_OPT_dirty_max));
 }

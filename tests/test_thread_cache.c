@@ -1,5 +1,5 @@
 /* Thread caches, observed through the public API and brisk_stats(): the
- * per-thread byte budget (default tcache_max_bytes = 2 MiB; BRISK_CONF is
+ * per-thread byte budget (the default tcache_max_bytes; BRISK_CONF is
  * read once at start-up, so the test runs with the default and refuses to
  * run with anything else), the flush at thread exit, and frees of blocks
  * whose allocating thread is gone. */
@@ -13,7 +13,7 @@
 #include "core/size_class.h"
 #include "check.h"
 
-#define BUDGET ((size_t)2 << 20)
+#define BUDGET (bk_options[BK_OPT_tcache_max_bytes].def)
 
 static struct brisk_stats st;
 

@@ -27,6 +27,8 @@ struct bk_central {
     struct bk_stripe *stripes;
 } BK_ALIGNED(BK_CACHELINE);
 
+#define BK_PARK_BYTES (128u * 1024u)
+
 static struct bk_central centrals[BK_NUM_CLASSES];
 static unsigned nstripes = 1;
 
@@ -55,10 +57,12 @@ void bk_central_init(unsigned n)
         struct bk_central *c = &centrals[cls];
         const struct bk_class_info *ci = &bk_classes[cls];
         bk_lock_init(&c->lock);
-        /* Park at most ~512 KiB per stripe and class, and 2..64 batches. */
+        /* Park at most ~BK_PARK_BYTES per stripe and class, 1..16 batches:
+         * parked objects pin their spans, so this bounds memory that the
+         * page heap cannot get back. */
         size_t batch_bytes = (size_t)ci->batch * ci->size;
-        size_t max = (512 * 1024) / batch_bytes;
-        c->max_batches = (uint32_t)(max < 2 ? 2 : max > 64 ? 64 : max);
+        size_t max = BK_PARK_BYTES / batch_bytes;
+        c->max_batches = (uint32_t)(max < 1 ? 1 : max > 16 ? 16 : max);
         struct bk_stripe *stripes = bk_meta_alloc(sizeof(struct bk_stripe) * nstripes, BK_CACHELINE);
         if (!stripes) {
             static struct bk_stripe fallback[BK_NUM_CLASSES];

@@ -22,7 +22,7 @@
       "Print allocator statistics to stderr when the process exits.")                   \
     X(stats_format, ENUM, 0, 0, 1, "text|json",                                         \
       "Format of the statistics printed by stats_print and malloc_stats().")           \
-    X(tcache_max_bytes, SIZE, 2 * BK_MIB, 0, BK_GIB,                                    \
+    X(tcache_max_bytes, SIZE, 4 * BK_MIB, 0, BK_GIB,                                    \
       NULL, "Bound on the bytes one thread cache may hold; 0 disables thread caches.")  \
     X(stripes, UINT, 0, 0, 64, NULL,                                                    \
       "Lock stripes per central free list; 0 derives it from the usable CPUs.")         \

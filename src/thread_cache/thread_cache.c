@@ -181,10 +181,10 @@ static bool steal(struct bk_tcache *tc, unsigned cls, size_t need)
 }
 
 /* One more batch of capacity for a list, within the class's cache_max and
- * the thread's budget.  Over budget, only a list that holds less than two
- * batches (one that is starving) takes capacity from the others: a list
- * that already has some makes do with it, so a thread at its budget does
- * not shuffle capacity between lists on every refill. */
+ * the thread's budget.  Over budget, only a list with no capacity at all
+ * takes capacity from the others: a list that has some makes do with it,
+ * so a thread at its budget does not shuffle capacity (and flush blocks)
+ * between lists on every refill. */
 static bool grow(struct bk_tcache *tc, unsigned cls)
 {
     const struct bk_class_info *ci = &bk_classes[cls];
@@ -192,7 +192,7 @@ static bool grow(struct bk_tcache *tc, unsigned cls)
     if (tc->cap[cls] + ci->batch > ci->cache_max)
         return false;
     if (tc->cap_bytes + add > tc->budget &&
-        (tc->cap[cls] >= 2u * ci->batch || !steal(tc, cls, add)))
+        (tc->cap[cls] != 0 || !steal(tc, cls, add)))
         return false;
     tc->cap[cls] += ci->batch;
     tc->room[cls] += ci->batch;
