@@ -491,10 +491,13 @@ __attribute__((unused)) static size_t pick_small_size(rng_t *r)
     return (size_t)rng_range(r, 32 * KIB, 256 * KIB);
 }
 
-/* A large block: 300 KiB .. 4 MiB log-uniform, one in eight up to 20 MiB
- * (beyond 16 MiB brisk maps each block on its own). */
+/* A large block: 300 KiB .. 4 MiB log-uniform, one in eight up to 20 MiB,
+ * one in 64 a huge block of 33..40 MiB (beyond 32 MiB brisk maps each
+ * block on its own). */
 __attribute__((unused)) static size_t pick_large_size(rng_t *r)
 {
+    if (rng_below(r, 64) == 0)
+        return rng_range(r, 33 * MIB, 40 * MIB);
     if (rng_below(r, 8) == 0)
         return rng_log(r, 4 * MIB, 20 * MIB);
     return rng_log(r, 300 * KIB, 4 * MIB);

@@ -1,7 +1,7 @@
 /* Spans: runs of pages handed out by the page heap, and their descriptors.
  *
  * Layout constants.  brisk's page is 8 KiB.  Memory comes from the OS in
- * regions of 32 MiB aligned to 32 MiB (so a buddy block of 2^k pages is
+ * regions of 64 MiB aligned to 64 MiB (so a buddy block of 2^k pages is
  * naturally aligned to 2^k pages in absolute addresses, and every region is
  * made of whole 2 MiB hugepages).  Requests above BK_LARGE_MAX get a mapping
  * of their own ("huge" spans).
@@ -16,13 +16,13 @@
 
 #define BK_PAGE_SHIFT    13
 #define BK_PAGE_SIZE     ((size_t)1 << BK_PAGE_SHIFT)
-#define BK_REGION_SHIFT  25
+#define BK_REGION_SHIFT  26
 #define BK_REGION_SIZE   ((size_t)1 << BK_REGION_SHIFT)
-#define BK_REGION_ORDER  (BK_REGION_SHIFT - BK_PAGE_SHIFT)      /* 12 */
-#define BK_REGION_PAGES  ((size_t)1 << BK_REGION_ORDER)          /* 4096 */
+#define BK_REGION_ORDER  (BK_REGION_SHIFT - BK_PAGE_SHIFT)      /* 13 */
+#define BK_REGION_PAGES  ((size_t)1 << BK_REGION_ORDER)          /* 8192 */
 #define BK_HUGEPAGE_SIZE ((size_t)2 << 20)
 #define BK_HUGEPAGE_ORDER (21 - BK_PAGE_SHIFT)                    /* 8 */
-#define BK_LARGE_MAX     (BK_REGION_SIZE / 2)                     /* 16 MiB */
+#define BK_LARGE_MAX     (BK_REGION_SIZE / 2)                     /* 32 MiB */
 
 enum bk_span_kind {
     BK_SPAN_SMALL = 1,   /* carved into objects of one size class */
