@@ -69,7 +69,7 @@ static void give(unsigned cls, unsigned stripe, struct pool *pool, size_t from, 
 {
     for (unsigned i = 0; i < n; i++)
         *(void **)pool->obj[from + i] = i + 1 < n ? pool->obj[from + i + 1] : NULL;
-    bk_central_give(cls, stripe, pool->obj[from], n);
+    bk_central_give(cls, stripe, pool->obj[from], pool->obj[from + n - 1], n);
 }
 
 static void check_distinct(unsigned cls, struct pool *pool)

@@ -250,17 +250,13 @@ unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **ch
     return take_from_spans(c, cls, want, chain);
 }
 
-void bk_central_give(unsigned cls, unsigned stripe, void *chain, unsigned n)
+void bk_central_give(unsigned cls, unsigned stripe, void *first, void *last, unsigned n)
 {
     struct bk_central *c = &centrals[cls];
-    if (n == bk_classes[cls].batch) {
-        void **last = chain;
-        while (last[0])
-            last = last[0];
-        if (stripe_push(c, &c->stripes[stripe & (nstripes - 1)], chain, last))
-            return;
-    }
-    return_to_spans(c, cls, chain);
+    if (n == bk_classes[cls].batch &&
+        stripe_push(c, &c->stripes[stripe & (nstripes - 1)], first, last))
+        return;
+    return_to_spans(c, cls, first);
 }
 
 void bk_central_drain(void)

@@ -47,8 +47,10 @@ BK_INTERNAL unsigned bk_central_stripes(void);
 /* Take up to `want` objects of class cls as a NULL-terminated chain through
  * word 0; returns how many (0 only when out of memory). */
 BK_INTERNAL unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **chain);
-/* Give back n objects chained through word 0 (NULL-terminated). */
-BK_INTERNAL void bk_central_give(unsigned cls, unsigned stripe, void *chain, unsigned n);
+/* Give back n objects chained through word 0 from first to last (whose
+ * word 0 is NULL). */
+BK_INTERNAL void bk_central_give(unsigned cls, unsigned stripe, void *first, void *last,
+                                 unsigned n);
 /* Move every batch parked on the stripes back to its spans (malloc_trim). */
 BK_INTERNAL void bk_central_drain(void);
 BK_INTERNAL void bk_central_get_stats(unsigned cls, struct bk_central_stats *st);

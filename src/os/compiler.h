@@ -57,6 +57,5 @@ static inline unsigned bk_log2_ceil(size_t x)
 {
     return x <= 1 ? 0 : 64u - (unsigned)__builtin_clzl(x - 1);
 }
-static inline unsigned bk_log2_floor(size_t x) { return 63u - (unsigned)__builtin_clzl(x); }
 
 #endif

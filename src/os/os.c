@@ -61,13 +61,6 @@ bool bk_os_release(void *p, size_t size)
     return ok;
 }
 
-void bk_os_hugepage_hint(void *p, size_t size)
-{
-    int saved = errno;
-    madvise(p, size, MADV_HUGEPAGE);
-    errno = saved;
-}
-
 void bk_os_write_stderr(const char *s, size_t n)
 {
     int saved = errno;
@@ -191,10 +184,4 @@ bool bk_os_thread_alive(int tid)
     bool alive = syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH;
     errno = saved;
     return alive;
-}
-
-size_t bk_os_page_size(void)
-{
-    long p = sysconf(_SC_PAGESIZE);
-    return p > 0 ? (size_t)p : 4096;
 }

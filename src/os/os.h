@@ -19,8 +19,6 @@ BK_INTERNAL void bk_os_unmap(void *p, size_t size);
  * False when the kernel refused (locked memory: mlock, mlockall): then the
  * pages keep their contents. */
 BK_INTERNAL bool bk_os_release(void *p, size_t size);
-/* Ask for transparent huge pages on an aligned range (best effort). */
-BK_INTERNAL void bk_os_hugepage_hint(void *p, size_t size);
 
 BK_INTERNAL void bk_os_write_stderr(const char *s, size_t n);
 BK_INTERNAL BK_NORETURN void bk_os_abort(void);
@@ -33,6 +31,5 @@ BK_INTERNAL const char *bk_os_getenv(const char *name);
  * that id still exists. */
 BK_INTERNAL int bk_os_thread_id(void);
 BK_INTERNAL bool bk_os_thread_alive(int tid);
-BK_INTERNAL size_t bk_os_page_size(void);
 
 #endif

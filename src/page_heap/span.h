@@ -20,7 +20,6 @@
 #define BK_REGION_SIZE   ((size_t)1 << BK_REGION_SHIFT)
 #define BK_REGION_ORDER  (BK_REGION_SHIFT - BK_PAGE_SHIFT)      /* 13 */
 #define BK_REGION_PAGES  ((size_t)1 << BK_REGION_ORDER)          /* 8192 */
-#define BK_HUGEPAGE_SIZE ((size_t)2 << 20)
 #define BK_HUGEPAGE_ORDER (21 - BK_PAGE_SHIFT)                    /* 8 */
 #define BK_LARGE_MAX     (BK_REGION_SIZE / 2)                     /* 32 MiB */
 

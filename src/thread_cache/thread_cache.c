@@ -215,7 +215,7 @@ static void flush(struct bk_tcache *tc, unsigned cls, uint32_t n)
         last[0] = NULL;
         tc->room[cls] += k;
         n -= k;
-        bk_central_give(cls, tc->stripe, first, k);
+        bk_central_give(cls, tc->stripe, first, last, k);
     }
 }
 
@@ -288,7 +288,7 @@ static void cache_free(unsigned cls, void **p)
     p[1] = (void *)bk_free_mark((uintptr_t)p);
     if (!tc) {
         p[0] = NULL;
-        bk_central_give(cls, 0, p, 1);
+        bk_central_give(cls, 0, p, p, 1);
         return;
     }
     if (tc->room[cls] == 0 && !grow(tc, cls)) {
@@ -298,7 +298,7 @@ static void cache_free(unsigned cls, void **p)
     }
     if (tc->room[cls] == 0) {        /* capacity 0 and no budget: bypass */
         p[0] = NULL;
-        bk_central_give(cls, tc->stripe, p, 1);
+        bk_central_give(cls, tc->stripe, p, p, 1);
         return;
     }
     p[0] = tc->head[cls];
