@@ -16,6 +16,7 @@ static const char *type_name(enum bk_option_type t)
     case BK_OPT_UINT: return "integer";
     case BK_OPT_SIZE: return "size";
     case BK_OPT_ENUM: return "enum";
+    case BK_OPT_MSEC: return "milliseconds or `never`";
     }
     return "?";
 }

@@ -287,27 +287,22 @@ static void test_calloc(void)
     }
     brisk_free(small);
 
-    /* past dirty_max (64 MiB by default) free hugepage-sized blocks go back
-     * to the kernel and are remembered as clean, so calloc skips its memset
-     * on them: they must really read as zero, and the blocks that stayed
-     * dirty must be cleared */
+    /* pages given back to the kernel are remembered as clean, so calloc
+     * skips its memset on them: they must really read as zero, and blocks
+     * that stayed dirty beside them must be cleared */
     enum { NB = 48 };
     static void *blk[NB];
-    static struct brisk_stats st1;
     for (unsigned i = 0; i < NB; i++) {
         size_t len = i % 3 ? 2 * MIB : 2 * MIB - 3 * 8192;
         blk[i] = brisk_malloc(len);
         REQUIRE(blk[i] != NULL);
         memset(blk[i], 0xAA, len);
     }
-    for (unsigned i = 0; i < NB; i++)
+    for (unsigned i = 0; i < NB; i += 2)
         brisk_free(blk[i]);
-    brisk_stats(&st1);
-    /* resident = active + free dirty pages + metadata; without the release
-     * the 96 MiB just freed would all be dirty */
-    size_t dirty = st1.resident - st1.active - st1.metadata;
-    CHECK(dirty <= 64 * MIB, "%zu MiB free and dirty after freeing 96 MiB (dirty_max 64 MiB)",
-          dirty >> 20);
+    brisk_release_memory();                 /* the even blocks become clean */
+    for (unsigned i = 1; i < NB; i += 2)
+        brisk_free(blk[i]);                 /* the odd ones stay dirty */
     for (unsigned i = 0; i < NB; i++) {
         size_t len = i % 2 ? 2 * MIB : 1 * MIB + 4096;
         blk[i] = brisk_calloc(1, len);
@@ -704,8 +699,10 @@ static void test_release(void)
     size_t r = brisk_release_memory();
     brisk_stats(&after);
     CHECK(r >= N * MIB, "release returned %zu after freeing %u MiB", r, (unsigned)N);
-    CHECK(after.released >= before.released + N * MIB, "released %zu -> %zu", before.released,
-          after.released);
+    /* released and kept mapped, or unmapped with its region */
+    CHECK(after.released >= before.released + N * MIB || after.mapped + N * MIB <= before.mapped,
+          "released %zu -> %zu, mapped %zu -> %zu", before.released, after.released,
+          before.mapped, after.mapped);
     CHECK(after.resident + N * MIB <= before.resident, "resident %zu -> %zu", before.resident,
           after.resident);
     CHECK(brisk_release_memory() == 0, "a second release found more to give back");

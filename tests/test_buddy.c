@@ -109,7 +109,7 @@ static void test_split_merge(void)
     }
     CHECK(!((B.order_mask >> 12) & 1), "max-order block still listed");
     check_invariants(&B, NULL, "after split");
-    bk_buddy_free(&B, 0, 1);
+    bk_buddy_free(&B, 0, 1, 0);
     check_single_block(&B, "merge after freeing page 0");
 
     /* every page separately, freed in a scrambled order, merges back */
@@ -121,7 +121,7 @@ static void test_split_merge(void)
     CHECK(B.free_pages == 0 && B.order_mask == 0, "full heap: free_pages %u mask %#x",
           B.free_pages, B.order_mask);
     for (size_t i = 0; i < 4096; i++)
-        bk_buddy_free(&B, (i * 2654435761u) % 4096, 1);   /* odd multiplier: a permutation */
+        bk_buddy_free(&B, (i * 2654435761u) % 4096, 1, 0);   /* odd multiplier: a permutation */
     check_single_block(&B, "merge after freeing 4096 single pages");
 }
 
@@ -165,8 +165,8 @@ static void test_tail_return(void)
           bk_buddy_free_order_at(&B, 95));
     CHECK(B.free_pages == 4096 - 95, "free_pages %u", B.free_pages);
     /* free in pieces that do not match the allocations: still merges */
-    bk_buddy_free(&B, 0, 64);
-    bk_buddy_free(&B, 64, 31);
+    bk_buddy_free(&B, 0, 64, 0);
+    bk_buddy_free(&B, 64, 31, 0);
     check_single_block(&B, "after freeing 0..95");
     CHECK(B.dirty_free == 95, "dirty_free %u, want 95", B.dirty_free);
 
@@ -177,7 +177,7 @@ static void test_tail_return(void)
         CHECK(r == 0, "%zu pages at %ld", n, r);
         CHECK(B.free_pages == 4096 - n, "%zu pages: free_pages %u", n, B.free_pages);
         check_invariants(&B, NULL, "odd-size alloc");
-        bk_buddy_free(&B, (size_t)r, n);
+        bk_buddy_free(&B, (size_t)r, n, 0);
         check_single_block(&B, "odd-size free");
     }
 }
@@ -199,10 +199,10 @@ static void test_alignment(void)
             CHECK(B.free_pages == before - n, "aligned alloc of %zu pages took %u", n,
                   before - B.free_pages);
             check_invariants(&B, NULL, "aligned alloc");
-            bk_buddy_free(&B, (size_t)p, n);
+            bk_buddy_free(&B, (size_t)p, n, 0);
         }
     }
-    bk_buddy_free(&B, 0, 1);
+    bk_buddy_free(&B, 0, 1, 0);
     check_single_block(&B, "after alignment tests");
     /* an alignment larger than the region cannot be met */
     CHECK(bk_buddy_alloc(&B, 1, 8192, &z) == -1, "alignment 8192 pages accepted");
@@ -222,7 +222,7 @@ static void test_exhaustion(void)
         CHECK(bk_buddy_alloc(&B, 1, 1, &z) == -1, "order %u: alloc from a full heap", mo);
         CHECK(!bk_buddy_has(&B, 0), "order %u: full heap claims a free page", mo);
         CHECK(B.free_pages == 0, "order %u: free_pages %u", mo, B.free_pages);
-        bk_buddy_free(&B, 0, n);
+        bk_buddy_free(&B, 0, n, 0);
         check_single_block(&B, "exhaustion");
     }
     /* fragmented: every other page allocated; no 2-page block anywhere */
@@ -230,7 +230,7 @@ static void test_exhaustion(void)
     for (size_t i = 0; i < 64; i++)
         CHECK(bk_buddy_alloc(&B, 1, 1, &z) == (long)i, "page %zu", i);
     for (size_t i = 0; i < 64; i += 2)
-        bk_buddy_free(&B, i, 1);
+        bk_buddy_free(&B, i, 1, 0);
     CHECK(B.free_pages == 32, "free_pages %u", B.free_pages);
     CHECK(bk_buddy_alloc(&B, 2, 1, &z) == -1, "2 pages from a heap with no free pair");
     CHECK(!bk_buddy_has(&B, 1), "has(1) on a fragmented heap");
@@ -291,10 +291,10 @@ static void test_random(unsigned max_order, unsigned rounds)
             /* sometimes free a block in two pieces */
             if (live[i].n > 1 && rnd() % 4 == 0) {
                 size_t cut = 1 + rnd() % (live[i].n - 1);
-                bk_buddy_free(&B, (size_t)live[i].first + cut, live[i].n - cut);
-                bk_buddy_free(&B, (size_t)live[i].first, cut);
+                bk_buddy_free(&B, (size_t)live[i].first + cut, live[i].n - cut, 0);
+                bk_buddy_free(&B, (size_t)live[i].first, cut, 0);
             } else {
-                bk_buddy_free(&B, (size_t)live[i].first, live[i].n);
+                bk_buddy_free(&B, (size_t)live[i].first, live[i].n, 0);
             }
             for (size_t q = (size_t)live[i].first; q < (size_t)live[i].first + live[i].n; q++)
                 used[q] = 0;
@@ -309,7 +309,7 @@ static void test_random(unsigned max_order, unsigned rounds)
     check_invariants(&B, used, "random end");
     while (nlive) {
         nlive--;
-        bk_buddy_free(&B, (size_t)live[nlive].first, live[nlive].n);
+        bk_buddy_free(&B, (size_t)live[nlive].first, live[nlive].n, 0);
     }
     check_single_block(&B, "random: everything freed");
 }
@@ -332,6 +332,16 @@ static bool release_cb(void *ctx, size_t first, size_t npages)
     return true;
 }
 
+/* Release every dirty block of at least 2^min_order pages, whatever its
+ * age, as with MADV_DONTNEED. */
+static size_t release_all_from(unsigned min_order, struct release_log *log)
+{
+    struct bk_buddy_release req = { .min_order = min_order, .max_order = 31, .now = 0,
+                                    .min_age = 0, .zeroes = true, .release = release_cb,
+                                    .ctx = log };
+    return bk_buddy_release(&B, &req);
+}
+
 static void test_clean_dirty(void)
 {
     static struct release_log log;
@@ -340,20 +350,20 @@ static void test_clean_dirty(void)
     long p = bk_buddy_alloc(&B, 10, 1, &z);
     CHECK(p == 0 && z, "fresh 10 pages: at %ld zeroed %d", p, z);
     CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
-    bk_buddy_free(&B, 0, 10);
+    bk_buddy_free(&B, 0, 10, 0);
     CHECK(B.dirty_free == 10, "after freeing 10 pages dirty_free %u", B.dirty_free);
     z = true;
     p = bk_buddy_alloc(&B, 10, 1, &z);
     CHECK(p == 0 && !z, "reused pages: at %ld zeroed %d", p, z);
     CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
-    bk_buddy_free(&B, 0, 10);
+    bk_buddy_free(&B, 0, 10, 0);
 
     /* a block straddling dirty and clean pages is not zeroed */
     z = true;
     p = bk_buddy_alloc(&B, 16, 1, &z);
     CHECK(p == 0 && !z, "16 pages over 10 dirty: at %ld zeroed %d", p, z);
     CHECK(B.dirty_free == 0, "dirty_free %u after taking the dirty pages", B.dirty_free);
-    bk_buddy_free(&B, 0, 16);
+    bk_buddy_free(&B, 0, 16, 0);
     CHECK(B.dirty_free == 16, "dirty_free %u", B.dirty_free);
     /* pages past the dirty ones were never used: still clean */
     z = false;
@@ -361,13 +371,13 @@ static void test_clean_dirty(void)
     CHECK(p == 0 && !z, "at %ld zeroed %d", p, z);
     long q = bk_buddy_alloc(&B, 16, 16, &z);
     CHECK(q == 16 && z, "untouched pages at %ld zeroed %d", q, z);
-    bk_buddy_free(&B, 0, 32);
+    bk_buddy_free(&B, 0, 32, 0);
     CHECK(B.dirty_free == 32, "dirty_free %u", B.dirty_free);
 
     /* release with a minimum order: the 32 dirty pages merged back into the
      * 4096-page block, so a minimum order of 12 still covers them */
     memset(&log, 0, sizeof log);
-    size_t r = bk_buddy_release(&B, 12, release_cb, &log);
+    size_t r = release_all_from(12, &log);
     CHECK(r == 32, "release returned %zu, want 32", r);
     CHECK(log.calls == 1 && log.pages == 4096, "release callback: %zu calls, %zu pages",
           log.calls, log.pages);
@@ -375,7 +385,7 @@ static void test_clean_dirty(void)
     z = false;
     p = bk_buddy_alloc(&B, 10, 1, &z);
     CHECK(p == 0 && z, "released pages: at %ld zeroed %d", p, z);
-    bk_buddy_free(&B, 0, 10);
+    bk_buddy_free(&B, 0, 10, 0);
 
     /* a release leaves small dirty blocks alone and reports what it did */
     bk_buddy_init(&B, 12);
@@ -383,11 +393,11 @@ static void test_clean_dirty(void)
     long b = bk_buddy_alloc(&B, 1, 1, &z);           /* page 1 */
     long c = bk_buddy_alloc(&B, 256, 256, &z);       /* pages 256..511 */
     CHECK(a == 0 && b == 1 && c == 256, "setup: %ld %ld %ld", a, b, c);
-    bk_buddy_free(&B, 1, 1);                          /* dirty order-0 block at 1 */
-    bk_buddy_free(&B, 256, 256);                      /* dirty, merges to order 8 at 256 */
+    bk_buddy_free(&B, 1, 1, 0);                          /* dirty order-0 block at 1 */
+    bk_buddy_free(&B, 256, 256, 0);                      /* dirty, merges to order 8 at 256 */
     CHECK(B.dirty_free == 257, "dirty_free %u", B.dirty_free);
     memset(&log, 0, sizeof log);
-    r = bk_buddy_release(&B, 8, release_cb, &log);
+    r = release_all_from(8, &log);
     CHECK(r == 256, "released %zu dirty pages, want 256", r);
     CHECK(B.dirty_free == 1, "dirty_free %u, the order-0 block should stay dirty", B.dirty_free);
     CHECK(!log.released[1], "page 1 (order 0) released with min_order 8");
@@ -396,15 +406,15 @@ static void test_clean_dirty(void)
         CHECK_LIMITED(log.released[i] <= 1, "page %zu released %u times", i, log.released[i]);
     /* a second release finds nothing dirty at that order */
     memset(&log, 0, sizeof log);
-    r = bk_buddy_release(&B, 8, release_cb, &log);
+    r = release_all_from(8, &log);
     CHECK(r == 0 && log.calls == 0, "second release: %zu pages, %zu calls", r, log.calls);
     /* min_order 0 takes the last dirty page */
     memset(&log, 0, sizeof log);
-    r = bk_buddy_release(&B, 0, release_cb, &log);
+    r = release_all_from(0, &log);
     CHECK(r == 1 && log.released[1] == 1, "release(0): %zu pages", r);
     CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
     check_invariants(&B, NULL, "after releases");
-    bk_buddy_free(&B, 0, 1);
+    bk_buddy_free(&B, 0, 1, 0);
     check_single_block(&B, "after releases");
     CHECK(B.dirty_free == 1, "dirty_free %u", B.dirty_free);
     /* a release the kernel refuses leaves the pages dirty: never zeroed */
@@ -412,13 +422,83 @@ static void test_clean_dirty(void)
     log.refuse = true;
     long d = bk_buddy_alloc(&B, 1, 1, &z);            /* the dirty page 0 */
     CHECK(d == 0 && !z, "dirty page: at %ld zeroed %d", d, z);
-    bk_buddy_free(&B, 0, 1);
-    r = bk_buddy_release(&B, 0, release_cb, &log);
+    bk_buddy_free(&B, 0, 1, 0);
+    r = release_all_from(0, &log);
     CHECK(r == 0 && log.calls > 0, "refused release: %zu pages, %zu calls", r, log.calls);
     CHECK(B.dirty_free == 1, "refused release: dirty_free %u", B.dirty_free);
     d = bk_buddy_alloc(&B, 1, 1, &z);
     CHECK(d == 0 && !z, "after a refused release: page %ld zeroed %d", d, z);
-    bk_buddy_free(&B, 0, 1);
+    bk_buddy_free(&B, 0, 1, 0);
+}
+
+/* Decay bookkeeping with an injected clock: free times, merges, splits,
+ * ages, wrap-around, and MADV_FREE releases that do not zero. */
+static size_t release_aged(unsigned lo, unsigned hi, uint32_t now, uint32_t age, bool zeroes,
+                           struct release_log *log)
+{
+    struct bk_buddy_release req = { .min_order = lo, .max_order = hi, .now = now,
+                                    .min_age = age, .zeroes = zeroes, .release = release_cb,
+                                    .ctx = log };
+    memset(log, 0, sizeof *log);
+    return bk_buddy_release(&B, &req);
+}
+
+static void test_decay(void)
+{
+    static struct release_log log;
+    bool z;
+    bk_buddy_init(&B, 10);
+    long a = bk_buddy_alloc(&B, 256, 256, &z);       /* pages 0..255 */
+    long b = bk_buddy_alloc(&B, 256, 256, &z);       /* 256..511 */
+    long c = bk_buddy_alloc(&B, 512, 512, &z);       /* 512..1023: the heap is full */
+    CHECK(a == 0 && b == 256 && c == 512, "setup: %ld %ld %ld", a, b, c);
+
+    bk_buddy_free(&B, 0, 256, 1000);                  /* order 8 at 0, freed at 1000 */
+    CHECK(B.freed_at[0] == 1000, "freed_at %u", B.freed_at[0]);
+    /* too young at 1500 with an age of 1000 ms; old enough at 2000 */
+    size_t r = release_aged(8, 12, 1500, 1000, true, &log);
+    CHECK(r == 0 && log.calls == 0, "young block released: %zu pages", r);
+    r = release_aged(8, 12, 2000, 1000, true, &log);
+    CHECK(r == 256 && log.released[0] && log.released[255], "old block: %zu pages", r);
+    CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
+
+    /* merging stamps the merged block with the newest free */
+    a = bk_buddy_alloc(&B, 256, 256, &z);
+    CHECK(a == 0 && z, "reuse of pages released with MADV_DONTNEED: %ld zeroed %d", a, z);
+    bk_buddy_free(&B, 0, 256, 3000);
+    bk_buddy_free(&B, 256, 256, 5000);               /* merges into order 9 at 0 */
+    CHECK(bk_buddy_free_order_at(&B, 0) == 9, "order %d", bk_buddy_free_order_at(&B, 0));
+    CHECK(B.freed_at[0] == 5000, "merged block stamped %u, want 5000", B.freed_at[0]);
+    r = release_aged(8, 12, 5500, 1000, true, &log);
+    CHECK(r == 0, "merged block released %zu pages before its newest part aged", r);
+    CHECK(bk_buddy_dirty_in_blocks(&B, 8) == 512, "dirty in blocks >= order 8: %zu",
+          bk_buddy_dirty_in_blocks(&B, 8));
+
+    /* a split keeps the parent's time: the half left free is as old */
+    a = bk_buddy_alloc(&B, 256, 256, &z);            /* lower half of the order-9 block */
+    CHECK(a == 0 && B.freed_at[256] == 5000, "split: at %ld, half stamped %u", a,
+          B.freed_at[256]);
+    /* the order range limits what is released: pieces below order 8 stay */
+    bk_buddy_free(&B, 512, 4, 6000);                 /* 4 pages of c: order 2 at 512 */
+    CHECK(bk_buddy_dirty_in_blocks(&B, 8) == 256 && B.dirty_free == 260,
+          "dirty: %zu in big blocks, %u in all", bk_buddy_dirty_in_blocks(&B, 8), B.dirty_free);
+    r = release_aged(8, 12, 7000, 1000, true, &log);
+    CHECK(r == 256 && !log.released[512], "release >= order 8: %zu pages", r);
+    r = release_aged(0, 7, 7000, 1000, false, &log); /* MADV_FREE: not zeroed */
+    CHECK(r == 4 && log.released[512] == 1, "release < order 8: %zu pages", r);
+    CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
+    c = bk_buddy_alloc(&B, 4, 4, &z);
+    CHECK(c == 512 && !z, "pages released lazily must not count as zero: %ld zeroed %d", c, z);
+    bk_buddy_free(&B, 512, 512, 8000);
+    bk_buddy_free(&B, 0, 256, 8000);
+    CHECK(bk_buddy_empty(&B), "heap not empty after freeing everything");
+    check_single_block(&B, "after decay");
+    CHECK(B.freed_at[0] == 8000, "whole heap stamped %u", B.freed_at[0]);
+
+    /* ages are compared modulo 2^32 */
+    CHECK(bk_buddy_old_enough(0xfffffff0u, 0x10u, 0x20u), "wrapped clock: 32 ms not old");
+    CHECK(!bk_buddy_old_enough(0xfffffff0u, 0x10u, 0x21u), "wrapped clock: 32 ms too old");
+    CHECK(bk_buddy_old_enough(5, 5, 0), "age 0 must release at once");
 }
 
 int main(void)
@@ -432,5 +512,6 @@ int main(void)
     test_random(6, 20000);
     test_random(3, 5000);
     test_clean_dirty();
+    test_decay();
     return check_report("test_buddy");
 }

@@ -176,6 +176,37 @@ static void test_bool_enum(void)
           "\"stats_print\": %s", warnings);
 }
 
+/* The memory-return options of issue 4: times, enums, booleans. */
+static void test_decay_options(void)
+{
+    expect_value("decay_ms=0", BK_OPT_decay_ms, 0);
+    expect_value("decay_ms=250", BK_OPT_decay_ms, 250);
+    expect_value("decay_ms=3600000", BK_OPT_decay_ms, 3600000);
+    expect_value("decay_ms=never", BK_OPT_decay_ms, BK_OPT_NEVER);
+    expect_invalid("decay_ms=3600001", BK_OPT_decay_ms, "3600001");
+    expect_invalid("decay_ms=-1", BK_OPT_decay_ms, "-1");
+    expect_invalid("decay_ms=1s", BK_OPT_decay_ms, "1s");         /* milliseconds only */
+    expect_invalid("decay_ms=Never", BK_OPT_decay_ms, "Never");
+    expect_invalid("decay_ms=", BK_OPT_decay_ms, "");
+    expect_value("madvise=free", BK_OPT_madvise, 1);
+    expect_value("madvise=dontneed", BK_OPT_madvise, 0);
+    expect_invalid("madvise=remove", BK_OPT_madvise, "remove");
+    expect_value("thp=always", BK_OPT_thp, 1);
+    expect_value("thp=never", BK_OPT_thp, 2);
+    expect_value("thp=auto", BK_OPT_thp, 0);
+    expect_invalid("thp=madvise", BK_OPT_thp, "madvise");
+    expect_value("retain=1", BK_OPT_retain, 1);
+    expect_invalid("retain=maybe", BK_OPT_retain, "maybe");
+    expect_value("background_thread=true", BK_OPT_background_thread, 1);
+    expect_invalid("background_thread=2", BK_OPT_background_thread, "2");
+    char buf[32];
+    bk_option_value_text(BK_OPT_decay_ms, BK_OPT_NEVER, buf, sizeof buf);
+    CHECK(strcmp(buf, "never") == 0, "decay_ms never printed \"%s\"", buf);
+    bk_option_value_text(BK_OPT_decay_ms, 1000, buf, sizeof buf);
+    CHECK(strcmp(buf, "1000") == 0, "decay_ms 1000 printed \"%s\"", buf);
+    parse(NULL);
+}
+
 static void test_unknown_and_mixed(void)
 {
     unsigned lines = parse("nosuch=1");
@@ -262,6 +293,7 @@ int main(void)
     test_sizes();
     test_uint();
     test_bool_enum();
+    test_decay_options();
     test_unknown_and_mixed();
     test_value_text();
     return check_report("test_options");

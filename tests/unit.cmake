@@ -17,6 +17,13 @@ brisk_unit_test(test_buddy)
 brisk_unit_test(test_page_map)
 brisk_unit_test(test_central_list)
 brisk_unit_test(test_options)
+# Memory return: decay with an injected clock, ticks, and (second test) the
+# background thread.
+brisk_unit_test(test_decay)
+target_link_libraries(test_decay PRIVATE Threads::Threads)
+add_test(NAME test_decay_background COMMAND test_decay background)
+set_tests_properties(test_decay_background PROPERTIES LABELS "unit;sanitize" TIMEOUT 120
+  ENVIRONMENT "BRISK_CONF=decay_ms=300,background_thread=1")
 
 # Through the public API.
 brisk_unit_test(test_thread_cache)

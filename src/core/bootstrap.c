@@ -6,6 +6,7 @@
 #include "../page_heap/meta.h"
 #include "../page_heap/page_heap.h"
 #include "central_list.h"
+#include "decay.h"
 #include "options.h"
 #include "size_class.h"
 
@@ -33,7 +34,7 @@ void bk_core_init(void)
     if (!bk_core_ready) {
         bk_options_parse(bk_os_getenv("BRISK_CONF"));
         bk_size_classes_init();
-        bk_ph_configure(bk_opt(BK_OPT_dirty_max));
+        bk_decay_init();
         bk_central_init(derive_stripes());
         bk_free_key = (uintptr_t)bk_os_random();
         bk_store_release(&bk_core_ready, 1);
@@ -44,6 +45,7 @@ void bk_core_init(void)
 void bk_core_fork_prepare(void)
 {
     bk_lock(&init_lock);
+    bk_decay_fork_prepare();
     bk_central_lock_all();
     bk_ph_lock();
     bk_meta_lock_all();
@@ -54,6 +56,7 @@ void bk_core_fork_parent(void)
     bk_meta_unlock_all();
     bk_ph_unlock();
     bk_central_unlock_all();
+    bk_decay_fork_parent();
     bk_unlock(&init_lock);
 }
 
@@ -62,5 +65,9 @@ void bk_core_fork_parent(void)
  * (Re-initialising a held mutex would be undefined behaviour.) */
 void bk_core_fork_child(void)
 {
-    bk_core_fork_parent();
+    bk_meta_unlock_all();
+    bk_ph_unlock();
+    bk_central_unlock_all();
+    bk_decay_fork_child();
+    bk_unlock(&init_lock);
 }

@@ -16,6 +16,8 @@ struct bk_stripe {
     void *taken;                    /* whole batches popped from `stack` */
     struct __cds_lfs_stack stack;   /* batches pushed by flushes */
     uint32_t nbatches;              /* in stack + taken; atomic */
+    uint32_t pops;                  /* batches taken so far; atomic */
+    uint32_t pops_seen;             /* `pops` at the last decay tick */
 } BK_ALIGNED(BK_CACHELINE);
 
 struct bk_central {
@@ -47,6 +49,7 @@ static void init_stripes(struct bk_central *c, struct bk_stripe *stripes)
         stripes[s].taken = NULL;
         __cds_lfs_init(&stripes[s].stack);
         stripes[s].nbatches = 0;
+        stripes[s].pops = stripes[s].pops_seen = 0;
     }
 }
 
@@ -208,6 +211,7 @@ static void *stripe_pop(struct bk_stripe *st, unsigned n)
         st->taken = last[0];
         last[0] = NULL;
         bk_fetch_sub(&st->nbatches, 1);
+        bk_fetch_add(&st->pops, 1);
     }
     bk_unlock(&st->lock);
     return first;
@@ -259,14 +263,40 @@ void bk_central_give(unsigned cls, unsigned stripe, void *first, void *last, uns
     return_to_spans(c, cls, first);
 }
 
+void bk_central_return(unsigned cls, void *chain)
+{
+    if (chain)
+        return_to_spans(&centrals[cls], cls, chain);
+}
+
+static void drain_stripe(struct bk_central *c, unsigned cls, struct bk_stripe *st)
+{
+    void *first;
+    while ((first = stripe_pop(st, bk_classes[cls].batch)) != NULL)
+        return_to_spans(c, cls, first);
+}
+
 void bk_central_drain(void)
+{
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        for (unsigned s = 0; s < nstripes; s++)
+            drain_stripe(&centrals[cls], cls, &centrals[cls].stripes[s]);
+}
+
+/* A stripe none of whose batches was taken since the last tick is idle:
+ * its batches only pin their spans, so they go back to them (and whole
+ * spans to the page heap).  Ticks are serialised by the decay lock, which
+ * guards pops_seen. */
+void bk_central_decay(void)
 {
     for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
         struct bk_central *c = &centrals[cls];
         for (unsigned s = 0; s < nstripes; s++) {
-            void *first;
-            while ((first = stripe_pop(&c->stripes[s], bk_classes[cls].batch)) != NULL)
-                return_to_spans(c, cls, first);
+            struct bk_stripe *st = &c->stripes[s];
+            uint32_t pops = bk_load_relaxed(&st->pops);
+            if (pops == st->pops_seen && bk_load_relaxed(&st->nbatches) != 0)
+                drain_stripe(c, cls, st);
+            st->pops_seen = bk_load_relaxed(&st->pops);
         }
     }
 }

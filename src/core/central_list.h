@@ -17,7 +17,10 @@
  *    Each stripe holds at most `max_batches` batches; a flush beyond that
  *    goes to the spans instead, so memory parked here stays bounded.  A
  *    refill whose own stripe is empty takes a batch from another stripe
- *    before it goes to the spans.  N is a power of two.
+ *    before it goes to the spans.  N is a power of two.  A stripe from
+ *    which no batch was taken during a whole decay tick gives its batches
+ *    back to their spans (bk_central_decay), so parked memory drains once
+ *    the program stops using a class.
  *
  *  - spans: under the class lock, the spans of this class that have free
  *    objects (the partial list).  A new span is carved at once into a free
@@ -51,8 +54,14 @@ BK_INTERNAL unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned wan
  * word 0 is NULL). */
 BK_INTERNAL void bk_central_give(unsigned cls, unsigned stripe, void *first, void *last,
                                  unsigned n);
+/* Give back a chain straight to its spans, parking nothing (a thread's
+ * cache at exit: its blocks have no next user in sight). */
+BK_INTERNAL void bk_central_return(unsigned cls, void *chain);
 /* Move every batch parked on the stripes back to its spans (malloc_trim). */
 BK_INTERNAL void bk_central_drain(void);
+/* Decay tick: move the batches of stripes that were idle since the last
+ * tick back to their spans.  Called with the decay lock held. */
+BK_INTERNAL void bk_central_decay(void);
 BK_INTERNAL void bk_central_get_stats(unsigned cls, struct bk_central_stats *st);
 
 BK_INTERNAL void bk_central_lock_all(void);

@@ -3,11 +3,13 @@
 
 #include <string.h>
 #include "../page_heap/page_heap.h"
+#include "decay.h"
 
 static size_t live_bytes;   /* bytes requested by live large blocks */
 
 void *bk_large_alloc(size_t size, size_t align, bool zero)
 {
+    bk_decay_maybe();
     if (align < BK_PAGE_SIZE)
         align = BK_PAGE_SIZE;
     size_t bytes = bk_align_up(size, BK_PAGE_SIZE);
@@ -31,6 +33,7 @@ void bk_large_free(struct bk_span *s)
 {
     bk_fetch_sub(&live_bytes, s->requested);
     bk_ph_free_span(s);
+    bk_decay_maybe();
 }
 
 size_t bk_large_usable(const struct bk_span *s)

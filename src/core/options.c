@@ -82,6 +82,10 @@ static bool parse_value(const struct bk_option *o, const char *s, size_t n, size
         int i = enum_index(o->choices, s, n);
         return i >= 0 ? (*out = (size_t)i, true) : false;
     }
+    case BK_OPT_MSEC:
+        if (word_eq(s, n, "never"))
+            return *out = BK_OPT_NEVER, true;
+        /* fall through */
     case BK_OPT_UINT:
     case BK_OPT_SIZE:
         return parse_number(s, n, o->type == BK_OPT_SIZE, out) && *out >= o->min &&
@@ -137,6 +141,8 @@ void bk_option_value_text(unsigned i, size_t v, char *buf, size_t cap)
             c = strchr(c, '|') + 1;
         const char *end = strchr(c, '|');
         bk_format(buf, cap, "%.*s", end ? (int)(end - c) : (int)strlen(c), c);
+    } else if (o->type == BK_OPT_MSEC && v == BK_OPT_NEVER) {
+        bk_format(buf, cap, "never");
     } else if (o->type == BK_OPT_SIZE && v && v % BK_GIB == 0) {
         bk_format(buf, cap, "%zuG", v / BK_GIB);
     } else if (o->type == BK_OPT_SIZE && v && v % BK_MIB == 0) {

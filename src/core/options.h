@@ -3,13 +3,15 @@
  * Each row: name, type, default, minimum, maximum, description.  The values
  * are read once, at initialisation, from the BRISK_CONF environment
  * variable ("key=value,key=value"); sizes accept k/m/g suffixes, booleans
- * 0/1/true/false, enums one of their listed words.  An unknown key or a bad
+ * 0/1/true/false, enums one of their listed words, times a number of
+ * milliseconds or "never" (stored as BK_OPT_NEVER).  An unknown key or a bad
  * value gets one line on stderr and the default is kept.  README.md's option
  * list is generated from this table (tests/test_options.c checks it). */
 #ifndef BRISK_OPTIONS_H
 #define BRISK_OPTIONS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "../os/compiler.h"
 
 #define BK_KIB ((size_t)1 << 10)
@@ -26,10 +28,26 @@
       NULL, "Bound on the bytes one thread cache may hold; 0 disables thread caches.")  \
     X(stripes, UINT, 0, 0, 64, NULL,                                                    \
       "Lock stripes per central free list; 0 derives it from the usable CPUs.")         \
+    X(decay_ms, MSEC, 1000, 0, 3600000, NULL,                                           \
+      "Free memory goes back to the kernel after staying free this long (ms); 0: at once; "\
+      "never: only on pressure or malloc_trim.")                                        \
+    X(madvise, ENUM, 0, 0, 1, "dontneed|free",                                          \
+      "How memory goes back: dontneed (RSS drops at once) or free (MADV_FREE: the "      \
+      "kernel takes it when it needs it).")                                             \
     X(dirty_max, SIZE, 64 * BK_MIB, 0, (size_t)1 << 40, NULL,                           \
-      "Free but resident memory kept before hugepage-sized free blocks go back to the kernel.")
+      "Cap on free memory kept resident: above it free hugepages go back at once, "     \
+      "oldest first, and pieces of partly used hugepages once decay_ms old.")           \
+    X(thp, ENUM, 0, 0, 2, "auto|always|never",                                          \
+      "Transparent hugepages for the heap: auto advises them when the kernel's THP mode " \
+      "is madvise; always advises them; never opts out.")                               \
+    X(retain, BOOL, 0, 0, 1, NULL,                                                      \
+      "Keep empty 64 MiB regions mapped (released) instead of unmapping them.")         \
+    X(background_thread, BOOL, 0, 0, 1, NULL,                                           \
+      "Run decay from a background thread too, so that idle programs give memory back.")
 
-enum bk_option_type { BK_OPT_BOOL, BK_OPT_UINT, BK_OPT_SIZE, BK_OPT_ENUM };
+enum bk_option_type { BK_OPT_BOOL, BK_OPT_UINT, BK_OPT_SIZE, BK_OPT_ENUM, BK_OPT_MSEC };
+
+#define BK_OPT_NEVER SIZE_MAX
 
 enum bk_option_id {
 #define BK_OPTION_ID(name, type, def, min, max, choices, desc) BK_OPT_##name,

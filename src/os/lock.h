@@ -15,6 +15,7 @@ typedef struct { pthread_mutex_t m; } bk_lock_t;
 
 static inline void bk_lock(bk_lock_t *l) { pthread_mutex_lock(&l->m); }
 static inline void bk_unlock(bk_lock_t *l) { pthread_mutex_unlock(&l->m); }
+static inline int bk_trylock(bk_lock_t *l) { return pthread_mutex_trylock(&l->m) == 0; }
 /* Initialise a lock in dynamic storage; also resets, in a fork child, a lock
  * that a thread which did not survive the fork may have held. */
 static inline void bk_lock_init(bk_lock_t *l) { pthread_mutex_init(&l->m, NULL); }

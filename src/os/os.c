@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -53,11 +54,54 @@ void bk_os_unmap(void *p, size_t size)
     errno = saved;
 }
 
-bool bk_os_release(void *p, size_t size)
+bool bk_os_release(void *p, size_t size, bool lazy)
 {
     int saved = errno;
-    bool ok = madvise(p, size, MADV_DONTNEED) == 0;
+    bool ok = madvise(p, size, lazy ? MADV_FREE : MADV_DONTNEED) == 0;
     errno = saved;
+    return ok;
+}
+
+bool bk_os_advise_hugepages(void *p, size_t size, bool want)
+{
+    int saved = errno;
+    bool ok = madvise(p, size, want ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
+    errno = saved;
+    return ok;
+}
+
+uint64_t bk_os_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void bk_os_sleep_ms(unsigned ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    int saved = errno;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    errno = saved;
+}
+
+bool bk_os_spawn_thread(void *(*fn)(void *))
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    /* The new thread inherits the mask: it never runs a signal handler of
+     * the program's. */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_t t;
+    bool ok = pthread_attr_init(&attr) == 0;
+    if (ok) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        ok = pthread_create(&t, &attr, fn, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return ok;
 }
 
@@ -108,6 +152,18 @@ static bool read_small_file(const char *path, char *buf, size_t cap)
         return false;
     buf[n] = '\0';
     return true;
+}
+
+enum bk_thp_mode bk_os_thp_mode(void)
+{
+    char buf[128];
+    if (!read_small_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf))
+        return BK_THP_UNKNOWN;
+    if (strstr(buf, "[always]"))
+        return BK_THP_ALWAYS;
+    if (strstr(buf, "[madvise]"))
+        return BK_THP_MADVISE;
+    return strstr(buf, "[never]") ? BK_THP_NEVER : BK_THP_UNKNOWN;
 }
 
 static long parse_long(const char **s)
@@ -171,6 +227,20 @@ const char *bk_os_getenv(const char *name)
         if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
             return *e + len + 1;
     return NULL;
+}
+
+size_t bk_os_anon_hugepage_bytes(void)
+{
+    char buf[4096];
+    if (!read_small_file("/proc/self/smaps_rollup", buf, sizeof buf))
+        return 0;
+    const char *s = strstr(buf, "AnonHugePages:");
+    if (!s)
+        return 0;
+    s += sizeof "AnonHugePages:" - 1;
+    while (*s == ' ')
+        s++;
+    return (size_t)parse_long(&s) * 1024;
 }
 
 int bk_os_thread_id(void)

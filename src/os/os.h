@@ -15,10 +15,31 @@
  * (a power of two, at least the system page). NULL on failure. */
 BK_INTERNAL void *bk_os_map(size_t size, size_t align);
 BK_INTERNAL void bk_os_unmap(void *p, size_t size);
-/* Give the pages back to the kernel; they read as zero when touched again.
- * False when the kernel refused (locked memory: mlock, mlockall): then the
- * pages keep their contents. */
-BK_INTERNAL bool bk_os_release(void *p, size_t size);
+/* Give the pages back to the kernel.  With lazy == false (MADV_DONTNEED)
+ * they leave the resident set at once and read as zero when touched again;
+ * with lazy == true (MADV_FREE) the kernel takes them only under memory
+ * pressure and until then they may keep their contents.  False when the
+ * kernel refused (locked memory: mlock, mlockall; MADV_FREE on a kernel
+ * before 4.5): then the pages stay as they were. */
+BK_INTERNAL bool bk_os_release(void *p, size_t size, bool lazy);
+
+/* Transparent hugepages: the kernel's mode from
+ * /sys/kernel/mm/transparent_hugepage/enabled, and advice for a range. */
+enum bk_thp_mode { BK_THP_UNKNOWN, BK_THP_ALWAYS, BK_THP_MADVISE, BK_THP_NEVER };
+BK_INTERNAL enum bk_thp_mode bk_os_thp_mode(void);
+/* MADV_HUGEPAGE (want == true) or MADV_NOHUGEPAGE; false when refused. */
+BK_INTERNAL bool bk_os_advise_hugepages(void *p, size_t size, bool want);
+/* Bytes of this process's anonymous memory backed by transparent hugepages
+ * (AnonHugePages in /proc/self/smaps_rollup); 0 when unknown. */
+BK_INTERNAL size_t bk_os_anon_hugepage_bytes(void);
+
+/* A monotonic clock in milliseconds (coarse: a few ms of resolution, and
+ * cheap enough for slow paths). */
+BK_INTERNAL uint64_t bk_os_now_ms(void);
+BK_INTERNAL void bk_os_sleep_ms(unsigned ms);
+/* Start a detached thread running fn(NULL) with every signal blocked.
+ * False when it could not be created. */
+BK_INTERNAL bool bk_os_spawn_thread(void *(*fn)(void *));
 
 BK_INTERNAL void bk_os_write_stderr(const char *s, size_t n);
 BK_INTERNAL BK_NORETURN void bk_os_abort(void);

@@ -29,31 +29,32 @@ static void list_remove(struct bk_buddy *b, size_t p, unsigned order)
         b->order_mask &= ~(1u << order);
 }
 
-/* Clean pages in [first, first + n). */
-static size_t count_clean(const struct bk_buddy *b, size_t first, size_t n)
+/* Pages set in a bitmap in [first, first + n). */
+static size_t count_bits(const uint64_t *map, size_t first, size_t n)
 {
     size_t c = 0;
     for (size_t p = first; p < first + n;) {
         if ((p & 63) == 0 && p + 64 <= first + n) {
-            c += (size_t)__builtin_popcountll(b->clean[p >> 6]);
+            c += (size_t)__builtin_popcountll(map[p >> 6]);
             p += 64;
         } else {
-            c += (b->clean[p >> 6] >> (p & 63)) & 1;
+            c += (map[p >> 6] >> (p & 63)) & 1;
             p++;
         }
     }
     return c;
 }
 
-static void set_clean(struct bk_buddy *b, size_t first, size_t n, bool clean)
+/* Set or clear pages [first, first + n) in a bitmap. */
+static void set_bits(uint64_t *map, size_t first, size_t n, bool on)
 {
     for (size_t p = first; p < first + n;) {
         if ((p & 63) == 0 && p + 64 <= first + n) {
-            b->clean[p >> 6] = clean ? ~0ull : 0;
+            map[p >> 6] = on ? ~0ull : 0;
             p += 64;
         } else {
             uint64_t bit = 1ull << (p & 63);
-            b->clean[p >> 6] = clean ? b->clean[p >> 6] | bit : b->clean[p >> 6] & ~bit;
+            map[p >> 6] = on ? map[p >> 6] | bit : map[p >> 6] & ~bit;
             p++;
         }
     }
@@ -66,13 +67,14 @@ void bk_buddy_init(struct bk_buddy *b, unsigned max_order)
     for (unsigned k = 0; k <= BK_BUDDY_MAX_ORDER; k++)
         b->head[k] = BK_BUDDY_NIL;
     size_t pages = (size_t)1 << max_order;
-    set_clean(b, 0, pages, true);
+    set_bits(b->clean, 0, pages, true);
+    set_bits(b->zero, 0, pages, true);
     b->free_pages = (uint32_t)pages;
     list_push(b, 0, max_order);
 }
 
-/* Free one aligned block of 2^order pages, merging upwards. */
-static void free_block(struct bk_buddy *b, size_t p, unsigned order)
+/* Free one aligned block of 2^order pages freed at `t`, merging upwards. */
+static void free_block(struct bk_buddy *b, size_t p, unsigned order, uint32_t t)
 {
     while (order < b->max_order) {
         size_t buddy = p ^ ((size_t)1 << order);
@@ -83,17 +85,18 @@ static void free_block(struct bk_buddy *b, size_t p, unsigned order)
         order++;
     }
     list_push(b, p, order);
+    b->freed_at[p] = t;
 }
 
-/* Free [first, first + n) as maximal aligned blocks. */
-static void free_range(struct bk_buddy *b, size_t first, size_t n)
+/* Free [first, first + n) as maximal aligned blocks freed at `t`. */
+static void free_range(struct bk_buddy *b, size_t first, size_t n, uint32_t t)
 {
     size_t end = first + n;
     while (first < end) {
         unsigned order = first ? (unsigned)__builtin_ctzl(first) : b->max_order;
         while (first + ((size_t)1 << order) > end)
             order--;
-        free_block(b, first, order);
+        free_block(b, first, order, t);
         first += (size_t)1 << order;
     }
 }
@@ -109,45 +112,63 @@ long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages, bool 
         return -1;
     unsigned k = order + (unsigned)__builtin_ctz(avail);
     size_t p = b->head[k];
+    uint32_t t = b->freed_at[p];
     list_remove(b, p, k);
     while (k > order) {                  /* split, keeping the lower half */
         k--;
         list_push(b, p + ((size_t)1 << k), k);
+        b->freed_at[p + ((size_t)1 << k)] = t;
     }
     size_t block = (size_t)1 << order;
     if (block > npages)                  /* give the tail back */
-        free_range(b, p + npages, block - npages);
-    size_t clean = count_clean(b, p, npages);
-    *zeroed = clean == npages;
-    set_clean(b, p, npages, false);
+        free_range(b, p + npages, block - npages, t);
+    size_t clean = count_bits(b->clean, p, npages);
+    *zeroed = count_bits(b->zero, p, npages) == npages;
+    set_bits(b->clean, p, npages, false);
+    set_bits(b->zero, p, npages, false);
     b->free_pages -= (uint32_t)npages;
     b->dirty_free -= (uint32_t)(npages - clean);
     return (long)p;
 }
 
-void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages)
+void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages, uint32_t now)
 {
     b->free_pages += (uint32_t)npages;
     b->dirty_free += (uint32_t)npages;
-    free_range(b, first, npages);
+    free_range(b, first, npages, now);
 }
 
-size_t bk_buddy_release(struct bk_buddy *b, unsigned min_order,
-                        bool (*release)(void *ctx, size_t first, size_t npages), void *ctx)
+size_t bk_buddy_release(struct bk_buddy *b, const struct bk_buddy_release *req)
 {
     size_t released = 0;
-    for (unsigned k = min_order; k <= b->max_order; k++) {
+    unsigned top = req->max_order < b->max_order ? req->max_order : b->max_order;
+    for (unsigned k = req->min_order; k <= top; k++) {
         size_t n = (size_t)1 << k;
         for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->next[p]) {
-            size_t dirty = n - count_clean(b, p, n);
-            if (!dirty || !release(ctx, p, n))
+            if (!bk_buddy_old_enough(b->freed_at[p], req->now, req->min_age))
                 continue;
-            set_clean(b, p, n, true);
+            size_t dirty = n - count_bits(b->clean, p, n);
+            if (!dirty || !req->release(req->ctx, p, n))
+                continue;
+            set_bits(b->clean, p, n, true);
+            if (req->zeroes)
+                set_bits(b->zero, p, n, true);
             released += dirty;
         }
     }
     b->dirty_free -= (uint32_t)released;
     return released;
+}
+
+size_t bk_buddy_dirty_in_blocks(const struct bk_buddy *b, unsigned min_order)
+{
+    size_t dirty = 0;
+    for (unsigned k = min_order; k <= b->max_order; k++) {
+        size_t n = (size_t)1 << k;
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->next[p])
+            dirty += n - count_bits(b->clean, p, n);
+    }
+    return dirty;
 }
 
 int bk_buddy_free_order_at(const struct bk_buddy *b, size_t p)

@@ -14,9 +14,17 @@
  *    head_order[p] - 1; that block is on free list `order`;
  *  - two free buddies of the same order never coexist (they would have
  *    merged);
- *  - a page is "clean" when it is known to read as zero (never touched since
- *    the OS mapped it, or released with madvise since).  dirty_free counts
- *    free pages that are not clean: what releasing would give back.
+ *  - a page is "clean" when it is not resident: never touched since the OS
+ *    mapped it, or released since.  A page is "zero" when it is known to
+ *    read as zero (clean with MADV_DONTNEED; MADV_FREE releases pages that
+ *    may keep their contents).  Allocated pages are neither.  dirty_free
+ *    counts free pages that are not clean: what releasing would give back;
+ *  - freed_at[p], at the head p of a free block, is the time (a caller's
+ *    clock, milliseconds, compared modulo 2^32) its most recently freed
+ *    part was freed: a merge stamps the merged block with the time of the
+ *    free that caused it, and the halves of a split keep their parent's.
+ *    Decay releases a block once it is old enough, so memory that is being
+ *    reused never is.
  *
  * The structure is pure bookkeeping over page indices and never touches the
  * memory it describes, so tests drive it over a fake region. */
@@ -42,29 +50,53 @@ struct bk_buddy {
     uint8_t head_order[BK_BUDDY_PAGES];        /* order + 1 at free block heads */
     uint16_t next[BK_BUDDY_PAGES], prev[BK_BUDDY_PAGES];
     uint64_t clean[BK_BUDDY_PAGES / 64];
+    uint64_t zero[BK_BUDDY_PAGES / 64];
+    uint32_t freed_at[BK_BUDDY_PAGES];         /* at free block heads */
 };
 
-/* All 2^max_order pages free and clean. */
+/* What bk_buddy_release gives back: free blocks of min_order..max_order
+ * that hold dirty pages and were freed at least min_age before now.
+ * release(ctx, first, npages) does the work; when it returns true the
+ * block becomes clean (and zero too if `zeroes`), when false it stays
+ * dirty. */
+struct bk_buddy_release {
+    unsigned min_order, max_order;
+    uint32_t now, min_age;
+    bool zeroes;
+    bool (*release)(void *ctx, size_t first, size_t npages);
+    void *ctx;
+};
+
+/* All 2^max_order pages free, clean and zero. */
 BK_INTERNAL void bk_buddy_init(struct bk_buddy *b, unsigned max_order);
 /* Allocate npages pages aligned to align_pages (a power of two, relative to
  * the region start).  Returns the first page index, or -1.  *zeroed says
  * whether every allocated page was clean. */
 BK_INTERNAL long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages,
                                 bool *zeroed);
-/* Free npages pages from page `first` (they become dirty), merging buddies. */
-BK_INTERNAL void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages);
+/* Free npages pages from page `first` at time `now` (they become dirty),
+ * merging buddies. */
+BK_INTERNAL void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages, uint32_t now);
 /* Can a block of at least 2^order pages be allocated? */
 static inline bool bk_buddy_has(const struct bk_buddy *b, unsigned order)
 {
     return (b->order_mask >> order) != 0;
 }
-/* Call release(ctx, first_page, npages) for every free block of at least
- * 2^min_order pages that holds dirty pages, and mark the block clean when
- * it returns true (false: the pages could not be released and stay dirty).
- * Returns the number of dirty pages made clean. */
-BK_INTERNAL size_t bk_buddy_release(struct bk_buddy *b, unsigned min_order,
-                                    bool (*release)(void *ctx, size_t first, size_t npages),
-                                    void *ctx);
+/* Release what *req selects (see struct bk_buddy_release).  Returns the
+ * number of dirty pages made clean. */
+BK_INTERNAL size_t bk_buddy_release(struct bk_buddy *b, const struct bk_buddy_release *req);
+/* Dirty pages in free blocks of at least 2^min_order pages. */
+BK_INTERNAL size_t bk_buddy_dirty_in_blocks(const struct bk_buddy *b, unsigned min_order);
+/* Is every page free? */
+static inline bool bk_buddy_empty(const struct bk_buddy *b)
+{
+    return b->free_pages == (uint32_t)1 << b->max_order;
+}
+/* Is the block freed at `t` at least min_age old at `now`? */
+static inline bool bk_buddy_old_enough(uint32_t t, uint32_t now, uint32_t min_age)
+{
+    return (int32_t)(now - t) >= (int32_t)min_age;
+}
 /* The order of the free block starting at page p, or -1 (for tests). */
 BK_INTERNAL int bk_buddy_free_order_at(const struct bk_buddy *b, size_t p);
 

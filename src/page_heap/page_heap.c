@@ -10,18 +10,43 @@
 static struct {
     bk_lock_t lock;
     struct bk_region *regions, *last_region;
+    struct bk_region *free_headers;       /* of unmapped regions, for reuse */
     struct bk_span *free_descriptors;     /* recycled, linked through next */
-    size_t dirty_max_pages;
+    struct bk_ph_config cfg;
+    bool advise_huge;                     /* MADV_HUGEPAGE new regions */
     size_t dirty_pages;                   /* sum of regions' dirty_free */
     size_t active_pages;
     size_t huge_bytes;
     size_t nregions;
     size_t descriptors;
-} ph = { .lock = BK_LOCK_INIT, .dirty_max_pages = (64u << 20) >> BK_PAGE_SHIFT };
+    size_t regions_unmapped;
+    size_t released_pages;
+    size_t shed_above;                    /* dirty pages that trigger shed() */
+    uint64_t (*clock)(void);
+} ph = {
+    .lock = BK_LOCK_INIT,
+    .cfg = { .dirty_max = 64u << 20, .decay_ms = 1000 },
+    .clock = bk_os_now_ms,
+};
 
-void bk_ph_configure(size_t dirty_max_bytes)
+void bk_ph_configure(const struct bk_ph_config *cfg)
 {
-    ph.dirty_max_pages = dirty_max_bytes >> BK_PAGE_SHIFT;
+    ph.cfg = *cfg;
+    ph.shed_above = cfg->dirty_max >> BK_PAGE_SHIFT;
+    enum bk_thp_mode mode = cfg->thp == BK_PH_THP_AUTO ? bk_os_thp_mode() : BK_THP_UNKNOWN;
+    /* auto: advise where the kernel only backs advised ranges (with
+     * "always" it backs every range anyway, with "never" none). */
+    ph.advise_huge = cfg->thp == BK_PH_THP_ALWAYS || mode == BK_THP_MADVISE;
+}
+
+void bk_ph_set_clock(uint64_t (*now_ms)(void))
+{
+    ph.clock = now_ms ? now_ms : bk_os_now_ms;
+}
+
+static uint32_t now_ms(void)
+{
+    return (uint32_t)ph.clock();
 }
 
 static struct bk_span *new_descriptor(void)
@@ -48,11 +73,12 @@ static void drop_descriptor(struct bk_span *s)
 
 static struct bk_region *new_region(void)
 {
-    /* A header whose region could not be mapped waits for the next try. */
-    static struct bk_region *spare;
-    struct bk_region *r = spare ? spare : bk_meta_alloc(sizeof *r, BK_CACHELINE);
-    spare = NULL;
-    if (!r)
+    /* Headers of unmapped regions (and one whose region could not be
+     * mapped) wait for the next region. */
+    struct bk_region *r = ph.free_headers;
+    if (r)
+        ph.free_headers = r->next;
+    else if (!(r = bk_meta_alloc(sizeof *r, BK_CACHELINE)))
         return NULL;
     void *base = bk_os_map(BK_REGION_SIZE, BK_REGION_SIZE);
     if (base && !bk_pm_ensure((uintptr_t)base, BK_REGION_SIZE)) {
@@ -60,11 +86,16 @@ static struct bk_region *new_region(void)
         base = NULL;
     }
     if (!base) {
-        spare = r;
+        r->next = ph.free_headers;
+        ph.free_headers = r;
         return NULL;
     }
+    if (ph.cfg.thp != BK_PH_THP_AUTO || ph.advise_huge)
+        bk_os_advise_hugepages(base, BK_REGION_SIZE, ph.cfg.thp != BK_PH_THP_NEVER);
     r->base = (uintptr_t)base;
+    r->next = NULL;
     bk_buddy_init(&r->buddy, BK_REGION_ORDER);
+    r->buddy.freed_at[0] = now_ms();
     if (ph.last_region)
         ph.last_region->next = r;
     else
@@ -74,14 +105,21 @@ static struct bk_region *new_region(void)
     return r;
 }
 
-/* First region (oldest first, so busy regions fill up before new ones are
- * touched) with a free block of 2^order pages. */
+/* Best fit: the region whose smallest free block of at least 2^order
+ * pages is smallest, the oldest on ties (so busy regions fill up before new
+ * ones are touched); a new region when none has one. */
 static struct bk_region *region_with(unsigned order)
 {
-    for (struct bk_region *r = ph.regions; r; r = r->next)
-        if (bk_buddy_has(&r->buddy, order))
-            return r;
-    return new_region();
+    struct bk_region *best = NULL;
+    unsigned best_k = 64;
+    for (struct bk_region *r = ph.regions; r && best_k != 0; r = r->next) {
+        uint32_t avail = r->buddy.order_mask >> order;
+        if (avail && (unsigned)__builtin_ctz(avail) < best_k) {
+            best = r;
+            best_k = (unsigned)__builtin_ctz(avail);
+        }
+    }
+    return best ? best : new_region();
 }
 
 struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls)
@@ -117,17 +155,106 @@ struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls
 static bool release_cb(void *ctx, size_t first, size_t npages)
 {
     struct bk_region *r = ctx;
-    return bk_os_release((void *)(r->base + (first << BK_PAGE_SHIFT)), npages << BK_PAGE_SHIFT);
+    return bk_os_release((void *)(r->base + (first << BK_PAGE_SHIFT)), npages << BK_PAGE_SHIFT,
+                         ph.cfg.lazy_release);
 }
 
-/* Give back free blocks of at least a hugepage once too much dirty memory
- * sits free.  Caller holds the lock. */
-static void maybe_release(void)
+/* Release a region's free blocks of orders lo..hi freed at least min_age
+ * ms before now.  Lock held. */
+static size_t release_blocks(struct bk_region *r, unsigned lo, unsigned hi, uint32_t now,
+                             uint32_t min_age)
 {
-    if (ph.dirty_pages <= ph.dirty_max_pages)
+    struct bk_buddy_release req = {
+        .min_order = lo, .max_order = hi, .now = now, .min_age = min_age,
+        .zeroes = !ph.cfg.lazy_release, .release = release_cb, .ctx = r,
+    };
+    size_t pages = bk_buddy_release(&r->buddy, &req);
+    ph.dirty_pages -= pages;
+    ph.released_pages += pages;
+    return pages;
+}
+
+/* More than dirty_max free and dirty: give back whole free hugepages, the
+ * oldest first (three passes of falling age), until half of dirty_max is
+ * left.  When that cannot get below dirty_max (the dirty memory is in
+ * pieces), the next shed waits until dirty memory has grown by another
+ * eighth of dirty_max or a tick has run, so frees do not rescan the
+ * regions each time.  Lock held. */
+static void shed(uint32_t now)
+{
+    size_t cap = ph.cfg.dirty_max >> BK_PAGE_SHIFT;
+    uint32_t decay = ph.cfg.decay_ms == BK_DECAY_NEVER ? 4000 : ph.cfg.decay_ms;
+    uint32_t ages[3] = { decay, decay / 4, 0 };
+    for (unsigned i = 0; i < 3 && ph.dirty_pages > cap / 2; i++)
+        for (struct bk_region *r = ph.regions; r && ph.dirty_pages > cap / 2; r = r->next)
+            release_blocks(r, BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now, ages[i]);
+    ph.shed_above = (ph.dirty_pages > cap ? ph.dirty_pages : cap) + cap / 8;
+}
+
+/* After a span free: decay_ms == 0 releases the hugepage-sized block it
+ * made at once; too much dirty memory sheds.  Lock held. */
+static void after_free(struct bk_region *r)
+{
+    if (ph.cfg.decay_ms == 0)
+        release_blocks(r, BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now_ms(), 0);
+    if (ph.dirty_pages > ph.shed_above)
+        shed(now_ms());
+}
+
+/* Unmap an empty region (lock held; prev is the region before it). */
+static void unmap_region(struct bk_region *r, struct bk_region *prev)
+{
+    if (prev)
+        prev->next = r->next;
+    else
+        ph.regions = r->next;
+    if (ph.last_region == r)
+        ph.last_region = prev;
+    ph.dirty_pages -= r->buddy.dirty_free;
+    bk_os_unmap((void *)r->base, BK_REGION_SIZE);
+    ph.nregions--;
+    ph.regions_unmapped++;
+    r->next = ph.free_headers;
+    ph.free_headers = r;
+}
+
+/* Unmap regions that have been empty for min_age ms, keeping `keep` of
+ * them mapped.  Lock held. */
+static void unmap_empty(uint32_t now, uint32_t min_age, size_t keep)
+{
+    if (ph.cfg.retain)
         return;
-    for (struct bk_region *r = ph.regions; r; r = r->next)
-        ph.dirty_pages -= bk_buddy_release(&r->buddy, BK_HUGEPAGE_ORDER, release_cb, r);
+    for (struct bk_region *r = ph.regions, *prev = NULL, *next; r; r = next) {
+        next = r->next;
+        if (ph.nregions > keep && bk_buddy_empty(&r->buddy) &&
+            bk_buddy_old_enough(r->buddy.freed_at[0], now, min_age))
+            unmap_region(r, prev);
+        else
+            prev = r;
+    }
+}
+
+size_t bk_ph_decay(void)
+{
+    bk_lock(&ph.lock);
+    uint32_t now = now_ms(), age = ph.cfg.decay_ms;
+    size_t pages = 0, pieces = 0;
+    for (struct bk_region *r = ph.regions; r; r = r->next) {
+        if (age != BK_DECAY_NEVER)
+            pages += release_blocks(r, BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now, age);
+        pieces += r->buddy.dirty_free - bk_buddy_dirty_in_blocks(&r->buddy, BK_HUGEPAGE_ORDER);
+    }
+    /* Pressure: more than half the cap sits in pieces of partly used
+     * hugepages. */
+    if (pieces > ph.cfg.dirty_max >> (BK_PAGE_SHIFT + 1))
+        for (struct bk_region *r = ph.regions; r; r = r->next)
+            pages += release_blocks(r, 0, BK_HUGEPAGE_ORDER - 1, now,
+                                    age == BK_DECAY_NEVER ? 0 : age);
+    if (age != BK_DECAY_NEVER)
+        unmap_empty(now, age, 1);
+    ph.shed_above = ph.cfg.dirty_max >> BK_PAGE_SHIFT;
+    bk_unlock(&ph.lock);
+    return pages << BK_PAGE_SHIFT;
 }
 
 void bk_ph_free_span(struct bk_span *s)
@@ -142,11 +269,11 @@ void bk_ph_free_span(struct bk_span *s)
         return;
     }
     struct bk_region *r = s->region;
-    bk_buddy_free(&r->buddy, (s->start - r->base) >> BK_PAGE_SHIFT, s->npages);
+    bk_buddy_free(&r->buddy, (s->start - r->base) >> BK_PAGE_SHIFT, s->npages, now_ms());
     ph.active_pages -= s->npages;
     ph.dirty_pages += s->npages;
     drop_descriptor(s);
-    maybe_release();
+    after_free(r);
     bk_unlock(&ph.lock);
 }
 
@@ -157,11 +284,11 @@ void bk_ph_shrink_span(struct bk_span *s, size_t new_npages)
     bk_lock(&ph.lock);
     struct bk_region *r = s->region;
     size_t first = ((s->start - r->base) >> BK_PAGE_SHIFT) + new_npages;
-    bk_buddy_free(&r->buddy, first, s->npages - new_npages);
+    bk_buddy_free(&r->buddy, first, s->npages - new_npages, now_ms());
     ph.active_pages -= s->npages - new_npages;
     ph.dirty_pages += s->npages - new_npages;
     s->npages = new_npages;
-    maybe_release();
+    after_free(r);
     bk_unlock(&ph.lock);
 }
 
@@ -195,9 +322,10 @@ size_t bk_ph_release_all(void)
 {
     size_t pages = 0;
     bk_lock(&ph.lock);
+    uint32_t now = now_ms();
     for (struct bk_region *r = ph.regions; r; r = r->next)
-        pages += bk_buddy_release(&r->buddy, 0, release_cb, r);
-    ph.dirty_pages = 0;
+        pages += release_blocks(r, 0, BK_REGION_ORDER, now, 0);
+    unmap_empty(now, 0, 0);
     bk_unlock(&ph.lock);
     return pages << BK_PAGE_SHIFT;
 }
@@ -211,6 +339,8 @@ void bk_ph_get_stats(struct bk_ph_stats *st)
         dirty += r->buddy.dirty_free;
     }
     st->regions = ph.nregions;
+    st->regions_unmapped = ph.regions_unmapped;
+    st->released_total = ph.released_pages << BK_PAGE_SHIFT;
     st->huge = ph.huge_bytes;
     st->mapped = ph.nregions * BK_REGION_SIZE + ph.huge_bytes;
     st->active = (ph.active_pages << BK_PAGE_SHIFT) + ph.huge_bytes;

@@ -4,12 +4,38 @@
  * new span, a span becomes free, or a large block is allocated or freed.
  * Lock order: central list locks -> page heap lock -> metadata arena lock.
  *
- * Memory return.  Freed spans merge in the buddy heap; when the free but
- * dirty (touched) pages of all regions exceed `dirty_max` bytes, every free
- * block of at least a hugepage (2 MiB) is given back to the kernel with
- * MADV_DONTNEED and remembered as clean, so its next user gets zeroed pages
- * without a memset.  bk_ph_release_all() (malloc_trim) gives back every free
- * page at once. */
+ * Placement.  A new span goes to the region whose smallest fitting free
+ * block is smallest (best fit; the oldest region on ties), and inside it to
+ * that block.  A free block smaller than a hugepage (2 MiB) lies in a
+ * hugepage that is partly in use, so spans fill partly used hugepages
+ * first and free hugepages stay whole: whole for the kernel to back with a
+ * transparent hugepage (regions get MADV_HUGEPAGE when the kernel's THP
+ * mode asks for it, option thp) and whole to give back.
+ *
+ * Memory return (decay).  Freed spans merge in the buddy heap, stamped with
+ * the time they were freed.  bk_ph_decay(), called from the core's decay
+ * tick, gives back to the kernel
+ *   - every free block of at least a hugepage that has stayed free for
+ *     decay_ms (whole hugepages: no transparent hugepage is split);
+ *   - under pressure, when the dirty pages in smaller free blocks (pieces
+ *     of partly used hugepages) exceed half of dirty_max, those pieces
+ *     too, once they are decay_ms old;
+ *   - regions that have been entirely free for decay_ms are unmapped
+ *     (unless option retain), keeping at least one.
+ * Ticks only come while the program calls the allocator (or with the
+ * background thread), so a cap bounds what waits for them: when more than
+ * dirty_max bytes sit free and dirty, the free that passes the cap gives
+ * back whole free hugepages at once, the oldest first, down to half the
+ * cap.  A program that frees most of a large heap and goes quiet is left
+ * with at most dirty_max resident beyond its live memory, while one that
+ * frees and reuses blocks of up to dirty_max never has them released.
+ * Memory about to be reused is therefore never released: a block freed and
+ * taken again within decay_ms is never touched by madvise.  decay_ms == 0
+ * releases hugepage-sized free blocks at once, on the free.  Released pages
+ * are remembered as clean (and zero, with MADV_DONTNEED), so a calloc that
+ * gets them skips its memset.  bk_ph_release_all() (malloc_trim) gives back
+ * every free page, whatever its size or age, and unmaps every empty region
+ * (unless retain). */
 #ifndef BRISK_PAGE_HEAP_H
 #define BRISK_PAGE_HEAP_H
 
@@ -31,10 +57,24 @@ struct bk_ph_stats {
     size_t clean_free;    /* free bytes given back to the kernel */
     size_t huge;          /* bytes in huge mappings */
     size_t regions;
+    size_t regions_unmapped;  /* empty regions given back so far */
+    size_t released_total;    /* bytes given back with madvise so far */
     size_t metadata;      /* region headers, span descriptors, page map */
 };
 
-BK_INTERNAL void bk_ph_configure(size_t dirty_max_bytes);
+#define BK_DECAY_NEVER UINT32_MAX
+
+struct bk_ph_config {
+    size_t dirty_max;         /* cap on free dirty bytes (see above) */
+    uint32_t decay_ms;        /* BK_DECAY_NEVER: no release by age */
+    bool lazy_release;        /* MADV_FREE instead of MADV_DONTNEED */
+    bool retain;              /* keep empty regions mapped */
+    enum { BK_PH_THP_AUTO, BK_PH_THP_ALWAYS, BK_PH_THP_NEVER } thp;
+};
+
+BK_INTERNAL void bk_ph_configure(const struct bk_ph_config *cfg);
+/* The clock decay reads (milliseconds); tests inject their own. */
+BK_INTERNAL void bk_ph_set_clock(uint64_t (*now_ms)(void));
 /* A span of npages pages aligned to align_pages pages.  cls != 0 makes a
  * small span (every page mapped to it and to its class); cls == 0 a large
  * span (first page mapped, class 0).  NULL when out of memory. */
@@ -45,7 +85,10 @@ BK_INTERNAL struct bk_span *bk_ph_alloc_huge(size_t bytes, size_t align);
 BK_INTERNAL void bk_ph_free_span(struct bk_span *s);
 /* Give a large span's pages beyond new_npages back to the buddy heap. */
 BK_INTERNAL void bk_ph_shrink_span(struct bk_span *s, size_t new_npages);
-/* Release every free dirty page to the kernel; returns bytes released. */
+/* One decay step (see above); returns the bytes released. */
+BK_INTERNAL size_t bk_ph_decay(void);
+/* Release every free dirty page to the kernel and unmap empty regions
+ * (unless retain); returns bytes released. */
 BK_INTERNAL size_t bk_ph_release_all(void);
 BK_INTERNAL void bk_ph_get_stats(struct bk_ph_stats *st);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../core/central_list.h"
+#include "../core/decay.h"
 #include "../core/error.h"
 #include "../core/large_alloc.h"
 #include "../core/options.h"
@@ -72,7 +73,7 @@ void bk_tc_ensure_init(void)
     bk_unlock(&tc_init_lock);
 }
 
-static void flush_all(struct bk_tcache *tc);
+static void return_all(struct bk_tcache *tc);
 
 /* Move a cache from the live list to the free list.  Registry lock held. */
 static void registry_retire(struct bk_tcache *tc)
@@ -103,7 +104,7 @@ static void reap_dead_caches(void)
     for (struct bk_tcache *tc = registry.live, *next; tc; tc = next) {
         next = tc->next;
         if (tc->pid == pid && !bk_os_thread_alive(tc->tid)) {
-            flush_all(tc);
+            return_all(tc);
             registry_retire(tc);
         }
     }
@@ -219,8 +220,33 @@ static void flush(struct bk_tcache *tc, unsigned cls, uint32_t n)
     }
 }
 
+/* Flush half of every list not used since the last tick (see the header). */
+static void trim_unused(struct bk_tcache *tc)
+{
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+        uint32_t count = tc->cap[cls] - tc->room[cls];
+        if (count && !(tc->used[cls >> 6] >> (cls & 63) & 1))
+            flush(tc, cls, (count + 1) / 2);
+    }
+    tc->used[0] = tc->used[1] = 0;
+}
+
+/* Every refill and flush of a list passes here. */
+static void note_slow_path(struct bk_tcache *tc, unsigned cls)
+{
+    bk_decay_maybe();
+    uint32_t epoch = bk_load_relaxed(&bk_decay_epoch);
+    if (epoch != tc->trim_epoch) {
+        tc->trim_epoch = epoch;
+        if (bk_decay_enabled())
+            trim_unused(tc);
+    }
+    tc->used[cls >> 6] |= 1ull << (cls & 63);
+}
+
 static void *refill(struct bk_tcache *tc, unsigned cls)
 {
+    note_slow_path(tc, cls);
     grow(tc, cls);
     uint32_t batch = bk_classes[cls].batch;
     uint32_t want = tc->room[cls] + 1 < batch ? tc->room[cls] + 1 : batch;
@@ -237,6 +263,7 @@ static void *refill(struct bk_tcache *tc, unsigned cls)
 static void *central_one(unsigned cls)
 {
     void **p;
+    bk_decay_maybe();
     if (!bk_central_take(cls, 0, 1, (void **)&p))
         return NULL;
     p[1] = NULL;
@@ -291,6 +318,8 @@ static void cache_free(unsigned cls, void **p)
         bk_central_give(cls, 0, p, p, 1);
         return;
     }
+    if (tc->room[cls] == 0)
+        note_slow_path(tc, cls);
     if (tc->room[cls] == 0 && !grow(tc, cls)) {
         uint32_t count = tc->cap[cls] - tc->room[cls];
         uint32_t batch = bk_classes[cls].batch;
@@ -337,6 +366,16 @@ static void flush_all(struct bk_tcache *tc)
         flush(tc, cls, tc->cap[cls] - tc->room[cls]);
 }
 
+/* A cache whose thread is gone: every list straight to the spans. */
+static void return_all(struct bk_tcache *tc)
+{
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+        bk_central_return(cls, tc->head[cls]);
+        tc->head[cls] = NULL;
+        tc->room[cls] = tc->cap[cls];
+    }
+}
+
 /* pthread key destructor.  From here on the thread's bk_tc is bk_tc_dead, so
  * whatever it allocates or frees later (other destructors, C++ thread_local
  * destructors, glibc's own thread clean-up) goes to the central lists. */
@@ -344,7 +383,7 @@ static void thread_exit(void *arg)
 {
     struct bk_tcache *tc = arg;
     bk_tc = &bk_tc_dead;
-    flush_all(tc);
+    return_all(tc);
     bk_lock(&registry.lock);
     registry_retire(tc);
     bk_unlock(&registry.lock);

@@ -15,6 +15,14 @@
  * thread's budget (option tcache_max_bytes): to grow past it a list takes
  * capacity from another (round robin), flushing what no longer fits.
  *
+ * Trimming.  On its slow paths a cache notices each decay tick (a new
+ * bk_decay_epoch, core/decay.h) and flushes half the blocks of every list
+ * that went neither to the central lists nor to them since the previous
+ * tick: blocks a thread stopped using drain away geometrically, while
+ * lists in use keep theirs.  The fast paths pay nothing for this; a thread
+ * that makes no slow-path call at all (idle, or running entirely from its
+ * cache) keeps its blocks, at most tcache_max_bytes, until it does or exits.
+ *
  * Double frees are caught with the free mark (core/free_mark.h). */
 #ifndef BRISK_THREAD_CACHE_H
 #define BRISK_THREAD_CACHE_H
@@ -35,6 +43,8 @@ struct bk_tcache {
     size_t budget;
     unsigned stripe;
     unsigned victim;
+    uint32_t trim_epoch;              /* bk_decay_epoch at the last trim */
+    uint64_t used[2];                 /* classes refilled or flushed since */
     int tid, pid;                     /* owner's kernel thread and process */
     struct bk_tcache *next, *prev;    /* registry of live caches */
 };

@@ -1,0 +1,288 @@
+/* Memory return: the page heap's decay with an injected clock (ages, reuse
+ * that is never released, the dirty cap, pressure on pieces, region unmap
+ * and retain, decay 0 and never), then ticks through the public API (idle
+ * stripes drain, unused thread-cache lists are trimmed), and, run as
+ * `test_decay background` with BRISK_CONF=decay_ms=300,background_thread=1,
+ * the background thread giving memory back while the program makes no
+ * allocator call at all. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../include/brisk.h"
+#include "check.h"
+#include "core/central_list.h"
+#include "core/decay.h"
+#include "core/size_class.h"
+#include "page_heap/page_heap.h"
+
+#define MIB ((size_t)1 << 20)
+#define PAGES(bytes) ((bytes) >> BK_PAGE_SHIFT)
+
+static uint64_t fake_now = 100000;
+static uint64_t fake_clock(void) { return fake_now; }
+
+static struct bk_ph_stats ph_stats(void)
+{
+    struct bk_ph_stats st;
+    bk_ph_get_stats(&st);
+    return st;
+}
+
+static void configure(uint32_t decay_ms, size_t dirty_max, bool retain)
+{
+    struct bk_ph_config cfg = { .dirty_max = dirty_max, .decay_ms = decay_ms,
+                                .retain = retain, .thp = BK_PH_THP_AUTO };
+    bk_ph_configure(&cfg);
+}
+
+static struct bk_span *touched_span(size_t bytes)
+{
+    struct bk_span *s = bk_ph_alloc_span(PAGES(bytes), 1, 0);
+    REQUIRE(s != NULL);
+    memset((void *)s->start, 0x5a, bytes);
+    return s;
+}
+
+static bool reads_zero(uintptr_t p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 4096)
+        if (((const unsigned char *)p)[i])
+            return false;
+    return true;
+}
+
+static void test_ages(void)
+{
+    configure(1000, 64 * MIB, false);
+    struct bk_span *s = touched_span(4 * MIB);
+    uintptr_t start = s->start;
+    bk_ph_free_span(s);
+    CHECK(ph_stats().dirty_free == 4 * MIB, "dirty after free: %zu", ph_stats().dirty_free);
+    fake_now += 500;
+    CHECK(bk_ph_decay() == 0, "a block 500 ms old was released (decay 1000 ms)");
+    fake_now += 500;
+    size_t r = bk_ph_decay();
+    CHECK(r == 4 * MIB, "a block 1000 ms old: released %zu", r);
+    CHECK(ph_stats().dirty_free == 0, "dirty after decay: %zu", ph_stats().dirty_free);
+    /* the region is kept (the last one), and the pages were really given
+     * back: with MADV_DONTNEED they read as zero */
+    CHECK(ph_stats().regions == 1, "regions %zu", ph_stats().regions);
+    CHECK(reads_zero(start, 4 * MIB), "released pages still hold their contents");
+
+    /* reuse within decay_ms is never released */
+    size_t before = ph_stats().released_total;
+    for (int i = 0; i < 20; i++) {
+        s = touched_span(8 * MIB);
+        bk_ph_free_span(s);
+        fake_now += 600;
+        bk_ph_decay();
+    }
+    CHECK(ph_stats().released_total == before, "memory reused every 600 ms was released: %zu",
+          ph_stats().released_total - before);
+    fake_now += 1000;
+    CHECK(bk_ph_decay() == 8 * MIB, "the reused block once idle was not released");
+}
+
+static void test_cap(void)
+{
+    /* more than dirty_max free: whole hugepages go back at once, on the
+     * free, down to half the cap */
+    configure(1000, 16 * MIB, false);
+    enum { N = 16 };
+    struct bk_span *s[N];
+    for (int i = 0; i < N; i++)
+        s[i] = touched_span(2 * MIB);
+    for (int i = 0; i < N; i++)
+        bk_ph_free_span(s[i]);
+    size_t dirty = ph_stats().dirty_free;
+    CHECK(dirty <= 16 * MIB, "dirty %zu MiB after freeing 32 MiB (cap 16)", dirty / MIB);
+    CHECK(ph_stats().released_total >= 16 * MIB, "released only %zu MiB",
+          ph_stats().released_total / MIB);
+    bk_ph_release_all();
+}
+
+static void test_pieces(void)
+{
+    /* pieces of partly used hugepages: kept while under half the cap, and
+     * once over it, released when decay_ms old */
+    configure(1000, 3 * MIB, false);
+    enum { N = 512 };
+    static struct bk_span *s[N];
+    for (int i = 0; i < N; i++)
+        s[i] = touched_span(8192);
+    for (int i = 0; i < N; i += 2)
+        bk_ph_free_span(s[i]);                    /* 256 single free pages: 2 MiB */
+    CHECK(ph_stats().dirty_free == 2 * MIB, "dirty pieces %zu", ph_stats().dirty_free);
+    CHECK(bk_ph_decay() == 0, "young pieces released");
+    fake_now += 1000;
+    CHECK(bk_ph_decay() == 2 * MIB, "old pieces over the cap not released");
+    for (int i = 1; i < N; i += 2)
+        bk_ph_free_span(s[i]);
+    bk_ph_release_all();
+}
+
+static void test_regions(void)
+{
+    /* empty regions are unmapped once decay_ms old, keeping one; with
+     * retain they stay */
+    for (int retain = 0; retain < 2; retain++) {
+        configure(1000, 1024 * MIB, retain);
+        struct bk_span *s[4];
+        for (int i = 0; i < 4; i++)
+            s[i] = bk_ph_alloc_span(PAGES(BK_LARGE_MAX), 1, 0);
+        for (int i = 0; i < 4; i++)
+            REQUIRE(s[i] != NULL);
+        size_t regions = ph_stats().regions;
+        CHECK(regions >= 2, "4 x 32 MiB in %zu regions", regions);
+        for (int i = 0; i < 4; i++)
+            bk_ph_free_span(s[i]);
+        fake_now += 1000;
+        bk_ph_decay();
+        if (retain)
+            CHECK(ph_stats().regions == regions, "retain: %zu -> %zu regions", regions,
+                  ph_stats().regions);
+        else
+            CHECK(ph_stats().regions == 1, "%zu regions left, want 1", ph_stats().regions);
+    }
+    configure(1000, 64 * MIB, false);
+    bk_ph_release_all();
+    /* the one left holds the span of brisk_malloc(1) in main() */
+    CHECK(ph_stats().regions == 1, "malloc_trim left %zu regions", ph_stats().regions);
+}
+
+static void test_zero_and_never(void)
+{
+    configure(0, 64 * MIB, false);
+    struct bk_span *s = touched_span(4 * MIB);
+    bk_ph_free_span(s);
+    CHECK(ph_stats().dirty_free == 0, "decay 0: %zu dirty after the free",
+          ph_stats().dirty_free);
+
+    configure(BK_DECAY_NEVER, 64 * MIB, false);
+    s = touched_span(4 * MIB);
+    bk_ph_free_span(s);
+    fake_now += 3600 * 1000;
+    CHECK(bk_ph_decay() == 0, "decay never: released by age");
+    CHECK(bk_ph_release_all() == 4 * MIB, "malloc_trim with decay never");
+}
+
+/* ---- ticks through the public API --------------------------------------- */
+
+static void *free_many(void *arg)
+{
+    (void)arg;
+    enum { N = 4000 };
+    static void *p[N];
+    for (int i = 0; i < N; i++)
+        p[i] = brisk_malloc(64);
+    for (int i = 0; i < N; i++)
+        brisk_free(p[i]);
+    return NULL;
+}
+
+static size_t cached(struct brisk_stats *st, size_t size)
+{
+    brisk_stats(st);
+    return st->classes[bk_size_to_class(size) - 1].cached_objects;
+}
+
+static void test_ticks(void)
+{
+    static struct brisk_stats st;
+    /* a thread frees 4000 objects: its flushes park batches on a stripe */
+    pthread_t t;
+    pthread_create(&t, NULL, free_many, NULL);
+    pthread_join(t, NULL);
+    unsigned cls = bk_size_to_class(64);
+    struct bk_central_stats cs;
+    bk_central_get_stats(cls, &cs);
+    CHECK(cs.in_stripes > 0, "no batches parked after 4000 frees");
+    bk_decay_tick();                   /* notes the stripes' activity */
+    bk_decay_tick();                   /* nobody took a batch since: idle */
+    bk_central_get_stats(cls, &cs);
+    CHECK(cs.in_stripes == 0, "%zu objects still parked after an idle tick", cs.in_stripes);
+
+    /* this thread caches 128-byte blocks, then works in another class only:
+     * each tick its slow paths see halves the unused list */
+    enum { N = 1000, M = 3000 };
+    static void *p[M];
+    for (int i = 0; i < N; i++)
+        p[i] = brisk_malloc(128);
+    for (int i = 0; i < N; i++)
+        brisk_free(p[i]);
+    size_t start = cached(&st, 128);
+    CHECK(start >= 64, "only %zu 128-byte blocks cached", start);
+    for (int round = 0; round < 5; round++) {
+        bk_decay_tick();
+        for (int i = 0; i < M; i++)
+            p[i] = brisk_malloc(1024);
+        for (int i = 0; i < M; i++)
+            brisk_free(p[i]);
+    }
+    size_t end = cached(&st, 128);
+    CHECK(end <= start / 4, "unused list kept %zu of %zu blocks over 5 ticks", end, start);
+    CHECK(cached(&st, 1024) > 0, "the list in use was emptied");
+}
+
+/* ---- background thread ---------------------------------------------------- */
+
+static int threads_in_process(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static size_t dirty_bytes(void)
+{
+    static struct brisk_stats st;
+    brisk_stats(&st);
+    return st.resident - st.active - st.metadata;
+}
+
+static int background(void)
+{
+    usleep(100 * 1000);
+    brisk_free(brisk_malloc(1 * MIB));        /* a slow path: the first tick starts it */
+    enum { N = 16 };
+    void *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = brisk_malloc(2 * MIB);
+        REQUIRE(p[i] != NULL);
+        memset(p[i], 1, 2 * MIB);
+    }
+    for (int i = 0; i < N; i++)
+        brisk_free(p[i]);
+    CHECK(dirty_bytes() >= 8 * MIB, "only %zu dirty bytes before the wait", dirty_bytes());
+    /* no allocator call from here on: only the background thread can give
+     * the 32 MiB back (decay_ms=300; generous wait for a loaded machine) */
+    for (int i = 0; i < 50 && dirty_bytes() > 2 * MIB; i++)
+        usleep(100 * 1000);
+    CHECK(dirty_bytes() <= 2 * MIB, "%zu dirty bytes after 5 s idle", dirty_bytes());
+    CHECK(threads_in_process() == 2, "%d threads: no background thread?", threads_in_process());
+    return check_report("test_decay background");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "background") == 0)
+        return background();
+    brisk_free(brisk_malloc(1));              /* start-up configures the page heap */
+    bk_ph_set_clock(fake_clock);
+    test_ages();
+    test_cap();
+    test_pieces();
+    test_regions();
+    test_zero_and_never();
+    bk_ph_set_clock(NULL);
+    configure(1000, 64 * MIB, false);
+    test_ticks();
+    return check_report("test_decay");
+}
