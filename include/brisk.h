@@ -53,6 +53,12 @@ struct brisk_stats {
     size_t mapped;            /* bytes mapped from the OS for the heap */
     size_t metadata;          /* bytes of brisk's own bookkeeping */
     size_t released;          /* free bytes given back to the kernel */
+    size_t released_total;    /* bytes given back with madvise since start-up */
+    size_t regions;           /* 64 MiB regions mapped */
+    size_t regions_unmapped;  /* empty regions unmapped since start-up */
+    size_t hugepage_backed;   /* the process's anonymous memory in transparent
+                                 hugepages (AnonHugePages), all of it, not
+                                 only brisk's */
     size_t large_allocated;   /* bytes requested by live large blocks */
     size_t thread_caches;     /* live thread caches */
     size_t cached_bytes;      /* bytes held in thread caches */

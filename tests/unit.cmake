@@ -40,3 +40,14 @@ if(BRISK_SANITIZE STREQUAL "thread")
   # children.  Lock order is still checked by the stress tests.
   set_tests_properties(test_errors PROPERTIES ENVIRONMENT "TSAN_OPTIONS=detect_deadlocks=0")
 endif()
+
+# RSS after freeing a large heap and after malloc_trim(0), through the real
+# malloc of libbrisk.so (not the prefixed API, so not in the sanitizer
+# presets, whose runtimes own malloc).
+if(NOT BRISK_SANITIZE)
+  add_executable(test_rss ${CMAKE_CURRENT_SOURCE_DIR}/test_rss.c)
+  target_link_libraries(test_rss PRIVATE brisk Threads::Threads)
+  target_compile_options(test_rss PRIVATE -fno-builtin-malloc -fno-builtin-free)
+  add_test(NAME test_rss COMMAND test_rss)
+  set_tests_properties(test_rss PROPERTIES LABELS "unit" TIMEOUT 180)
+endif()

@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include <string.h>
+#include "../os/os.h"
 #include "../page_heap/meta.h"
 #include "../page_heap/page_heap.h"
 #include "central_list.h"
@@ -16,6 +17,10 @@ void bk_core_stats(struct brisk_stats *st)
     st->mapped = ph.mapped;
     st->active = ph.active;
     st->released = ph.clean_free;
+    st->released_total = ph.released_total;
+    st->regions = ph.regions;
+    st->regions_unmapped = ph.regions_unmapped;
+    st->hugepage_backed = bk_os_anon_hugepage_bytes();
     st->metadata = bk_meta_bytes() + ph.metadata;
     st->large_allocated = bk_large_live_bytes();
     st->nclasses = BK_NUM_CLASSES - 1;
@@ -60,10 +65,14 @@ static void write_text(FILE *out, const struct brisk_stats *st)
             "  mapped         %12zu bytes\n"
             "  metadata       %12zu bytes\n"
             "  released       %12zu bytes (free, given back to the kernel)\n"
+            "  released total %12zu bytes (since start-up)\n"
+            "  regions        %12zu (%zu unmapped since start-up)\n"
+            "  hugepages      %12zu bytes (process AnonHugePages)\n"
             "  thread caches  %12zu (holding %zu bytes)\n"
             "  central lists  %12zu bytes free\n"
             "  %8s %10s %10s %10s %8s\n",
             st->allocated, st->active, st->resident, st->mapped, st->metadata, st->released,
+            st->released_total, st->regions, st->regions_unmapped, st->hugepage_backed,
             st->thread_caches, st->cached_bytes, st->central_bytes, "class", "live", "cached",
             "central", "spans");
     for (size_t i = 0; i < st->nclasses; i++) {
@@ -78,9 +87,11 @@ static void write_json(FILE *out, const struct brisk_stats *st)
 {
     fprintf(out,
             "{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"mapped\":%zu,"
-            "\"metadata\":%zu,\"released\":%zu,\"large_allocated\":%zu,"
+            "\"metadata\":%zu,\"released\":%zu,\"released_total\":%zu,\"regions\":%zu,"
+            "\"regions_unmapped\":%zu,\"hugepage_backed\":%zu,\"large_allocated\":%zu,"
             "\"thread_caches\":%zu,\"cached_bytes\":%zu,\"central_bytes\":%zu,\"classes\":[",
             st->allocated, st->active, st->resident, st->mapped, st->metadata, st->released,
+            st->released_total, st->regions, st->regions_unmapped, st->hugepage_backed,
             st->large_allocated, st->thread_caches, st->cached_bytes, st->central_bytes);
     for (size_t i = 0; i < st->nclasses; i++) {
         const struct brisk_class_stats *c = &st->classes[i];

@@ -176,18 +176,28 @@ static size_t release_blocks(struct bk_region *r, unsigned lo, unsigned hi, uint
 
 /* More than dirty_max free and dirty: give back whole free hugepages, the
  * oldest first (three passes of falling age), until half of dirty_max is
- * left.  When that cannot get below dirty_max (the dirty memory is in
- * pieces), the next shed waits until dirty memory has grown by another
- * eighth of dirty_max or a tick has run, so frees do not rescan the
- * regions each time.  Lock held. */
+ * left; if that is not enough (live spans scattered over many hugepages,
+ * after a heap shrank), pieces of partly used hugepages the same way: the
+ * heap is under pressure, so RSS comes before keeping hugepages whole.
+ * When even that cannot get below dirty_max, the next shed waits until
+ * dirty memory has grown by another eighth of dirty_max or a tick has run,
+ * so frees do not rescan the regions each time.  Lock held. */
+static void shed_orders(unsigned lo, unsigned hi, uint32_t now)
+{
+    size_t target = ph.cfg.dirty_max >> (BK_PAGE_SHIFT + 1);
+    uint32_t decay = ph.cfg.decay_ms == BK_DECAY_NEVER ? 4000 : ph.cfg.decay_ms;
+    uint32_t ages[3] = { decay, decay / 4, 0 };
+    for (unsigned i = 0; i < 3 && ph.dirty_pages > target; i++)
+        for (struct bk_region *r = ph.regions; r && ph.dirty_pages > target; r = r->next)
+            release_blocks(r, lo, hi, now, ages[i]);
+}
+
 static void shed(uint32_t now)
 {
     size_t cap = ph.cfg.dirty_max >> BK_PAGE_SHIFT;
-    uint32_t decay = ph.cfg.decay_ms == BK_DECAY_NEVER ? 4000 : ph.cfg.decay_ms;
-    uint32_t ages[3] = { decay, decay / 4, 0 };
-    for (unsigned i = 0; i < 3 && ph.dirty_pages > cap / 2; i++)
-        for (struct bk_region *r = ph.regions; r && ph.dirty_pages > cap / 2; r = r->next)
-            release_blocks(r, BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now, ages[i]);
+    shed_orders(BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now);
+    if (ph.dirty_pages > cap)
+        shed_orders(0, BK_HUGEPAGE_ORDER - 1, now);
     ph.shed_above = (ph.dirty_pages > cap ? ph.dirty_pages : cap) + cap / 8;
 }
 

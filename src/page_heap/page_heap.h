@@ -26,7 +26,7 @@
  * background thread), so a cap bounds what waits for them: when more than
  * dirty_max bytes sit free and dirty, the free that passes the cap gives
  * back whole free hugepages at once, the oldest first, down to half the
- * cap.  A program that frees most of a large heap and goes quiet is left
+ * cap (and if that is not enough, pieces of partly used hugepages too).  A program that frees most of a large heap and goes quiet is left
  * with at most dirty_max resident beyond its live memory, while one that
  * frees and reuses blocks of up to dirty_max never has them released.
  * Memory about to be reused is therefore never released: a block freed and
