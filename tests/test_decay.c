@@ -266,7 +266,8 @@ static int background(void)
     for (int i = 0; i < 50 && dirty_bytes() > 2 * MIB; i++)
         usleep(100 * 1000);
     CHECK(dirty_bytes() <= 2 * MIB, "%zu dirty bytes after 5 s idle", dirty_bytes());
-    CHECK(threads_in_process() == 2, "%d threads: no background thread?", threads_in_process());
+    /* (sanitizer runtimes may run a thread of their own as well) */
+    CHECK(threads_in_process() >= 2, "%d threads: no background thread?", threads_in_process());
     return check_report("test_decay background");
 }
 

@@ -7,7 +7,7 @@
  * arena.  The thread cache layer builds its own start-up on top of this.
  *
  * Fork: bk_core_fork_prepare takes every core lock in the global order
- * (init, central stripes, central classes, page heap, metadata arena), so
+ * (init, decay, central stripes, central classes, page heap, metadata arena), so
  * that no other thread is inside the allocator when the process is copied;
  * bk_core_fork_parent and bk_core_fork_child release them (in the child
  * the forking thread, which holds them all, carries on alone). */
