@@ -13,7 +13,8 @@ static struct {
     struct bk_region *free_headers;       /* of unmapped regions, for reuse */
     struct bk_span *free_descriptors;     /* recycled, linked through next */
     struct bk_ph_config cfg;
-    bool advise_huge;                     /* MADV_HUGEPAGE new regions */
+    bool advise_huge;                     /* MADV_HUGEPAGE regions ... */
+    bool heap_busy;                       /* ... once the heap is this big */
     size_t dirty_pages;                   /* sum of regions' dirty_free */
     size_t active_pages;
     size_t huge_bytes;
@@ -32,6 +33,7 @@ static struct {
 void bk_ph_configure(const struct bk_ph_config *cfg)
 {
     ph.cfg = *cfg;
+    ph.heap_busy = false;
     ph.shed_above = cfg->dirty_max >> BK_PAGE_SHIFT;
     enum bk_thp_mode mode = cfg->thp == BK_PH_THP_AUTO ? bk_os_thp_mode() : BK_THP_UNKNOWN;
     /* auto: advise where the kernel only backs advised ranges (with
@@ -90,7 +92,7 @@ static struct bk_region *new_region(void)
         ph.free_headers = r;
         return NULL;
     }
-    if (ph.cfg.thp != BK_PH_THP_AUTO || ph.advise_huge)
+    if (ph.cfg.thp == BK_PH_THP_NEVER || (ph.advise_huge && ph.heap_busy))
         bk_os_advise_hugepages(base, BK_REGION_SIZE, ph.cfg.thp != BK_PH_THP_NEVER);
     r->base = (uintptr_t)base;
     r->next = NULL;
@@ -103,6 +105,20 @@ static struct bk_region *new_region(void)
     ph.last_region = r;
     ph.nregions++;
     return r;
+}
+
+/* A small heap stays on base pages: a hugepage would make a program with
+ * 100 KiB of heap resident for 2 MiB.  Once the heap holds more than
+ * BK_BUSY_HEAP_PAGES, every region gets MADV_HUGEPAGE (when advised at
+ * all), and so do new ones.  Lock held. */
+#define BK_BUSY_HEAP_PAGES ((16u << 20) >> BK_PAGE_SHIFT)
+
+static void heap_became_busy(void)
+{
+    ph.heap_busy = true;
+    if (ph.advise_huge && ph.cfg.thp != BK_PH_THP_NEVER)
+        for (struct bk_region *r = ph.regions; r; r = r->next)
+            bk_os_advise_hugepages((void *)r->base, BK_REGION_SIZE, true);
 }
 
 /* Best fit: the region whose smallest free block of at least 2^order
@@ -148,6 +164,8 @@ struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls
     s->zeroed = zeroed;
     bk_pm_set(s->start, cls ? npages : 1, s, cls);
     ph.active_pages += npages;
+    if (bk_unlikely(!ph.heap_busy && ph.active_pages > BK_BUSY_HEAP_PAGES))
+        heap_became_busy();
     bk_unlock(&ph.lock);
     return s;
 }

@@ -10,7 +10,8 @@
  * hugepage that is partly in use, so spans fill partly used hugepages
  * first and free hugepages stay whole: whole for the kernel to back with a
  * transparent hugepage (regions get MADV_HUGEPAGE when the kernel's THP
- * mode asks for it, option thp) and whole to give back.
+ * mode asks for it, option thp, once the heap holds more than 16 MiB, so
+ * that small programs stay small) and whole to give back.
  *
  * Memory return (decay).  Freed spans merge in the buddy heap, stamped with
  * the time they were freed.  bk_ph_decay(), called from the core's decay
