@@ -7,12 +7,16 @@ counts the instructions of each allocator's malloc/free fast path with
 callgrind, and prints a markdown report: the machine, the exact command, the
 options of every allocator, a table of median times and peak RSS with ratios
 against jemalloc, geometric means, the fast-path counts, and whether brisk
-meets its targets.
+meets its targets.  The memory workloads (decay, churn, reuse) get a section
+of their own; decay's time (mostly a 2 s wait) is left out of the time
+means, and churn also runs under brisk-nodecay (brisk with
+BRISK_CONF=decay_ms=never), the reference of a throughput target.
 
-    bench/compare.py                  quick: scale short, 3 repetitions (5-8 minutes)
-    bench/compare.py --full           scale full, 7 repetitions (about 45 minutes)
-    bench/compare.py --smoke          each allocator once, one workload, scale tiny,
-                                      no callgrind; checks the outputs are produced
+    bench/compare.py                  quick: scale short, 3 repetitions (8-11 minutes)
+    bench/compare.py --full           scale full, 7 repetitions (about 95 minutes)
+    bench/compare.py --smoke          each allocator once on larson and the memory
+                                      workloads, scale tiny, no callgrind; checks the
+                                      outputs are produced
 
     --build-dir DIR     where libbrisk.so and the bench programs are (default
                         build/release; configure it with -DBRISK_BUILD_BENCH=ON)
@@ -72,7 +76,21 @@ OPTION_VARS = {
 }
 
 DEFAULT_WORKLOADS = ["larson", "xmalloc", "cache-scratch", "cache-thrash",
-                     "fragmentation", "server", "large"]
+                     "fragmentation", "server", "large", "decay", "churn", "reuse"]
+
+# The memory workloads (issue 4).  decay's time is mostly its 2 s wait, so it
+# is not a figure of merit: it is left out of the time means (its result
+# line says merit=memory, and main() adds any other workload whose line says
+# so); churn and reuse are timed like the others.  Their
+# memory figures go to the report's "Memory" section.
+MEMORY_WORKLOADS = ["decay", "churn", "reuse"]
+UNTIMED_WORKLOADS = {"decay"}
+
+# brisk with time-based decay switched off, run for churn only: the
+# throughput target compares brisk with it.
+NODECAY = "brisk-nodecay"
+NODECAY_CONF = "decay_ms=never"
+NODECAY_WORKLOADS = ["churn"]
 
 # Fast-path instruction counts: sizes, batches, and the two pair counts
 # whose difference cancels start-up and exit.
@@ -84,6 +102,13 @@ FASTPATH_N1, FASTPATH_N2 = 100000, 200000
 TARGET_FASTPATH = 45        # instructions per malloc/free pair, every size
 TARGET_TIME_VS_JE = 0.8     # geometric mean wall time, x jemalloc
 TARGET_RSS_VS_JE = 1.0      # geometric mean peak RSS, x jemalloc
+# brisk's memory targets (issue 4).
+TARGET_DECAY_2S_PCT = 10.0  # decay: RSS 2 s after the frees, % of peak (below)
+TARGET_TRIM_PCT = 5.0       # decay: RSS after the release call, % of peak (below)
+TARGET_CHURN_RSS_LIVE = 1.2  # churn: (RSS - base) / live, max over the run (at most)
+TARGET_HUGEPAGE = 0.5       # churn: AnonHugePages / RSS, median (above; THP on)
+TARGET_MAPS = 1000          # churn: lines of /proc/self/maps, max (below)
+TARGET_NODECAY_SLOWDOWN = 0.03  # churn: throughput at most 3% below brisk-nodecay
 
 MODES = {
     # mode: (scale, repetitions)
@@ -176,6 +201,12 @@ def read_file(path):
         return ""
 
 
+def thp_mode():
+    """The transparent-hugepage mode: "always", "madvise", "never" or None."""
+    m = re.search(r"\[(\w+)\]", read_file("/sys/kernel/mm/transparent_hugepage/enabled"))
+    return m.group(1) if m else None
+
+
 def machine_info(topology_bin):
     u = os.uname()
     cpuinfo = read_file("/proc/cpuinfo")
@@ -191,6 +222,7 @@ def machine_info(topology_bin):
         "memory_bytes": mem,
         "load_average_start": list(os.getloadavg()),
         "glibc": " ".join(platform.libc_ver()),
+        "thp": thp_mode(),
         "topology": None,
     }
     if topology_bin:
@@ -237,7 +269,7 @@ def run_workload(args, alloc, workload, rep):
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
     if args.expect_allocator:
-        cmd += ["--expect-allocator", alloc["name"]]
+        cmd += ["--expect-allocator", alloc.get("expect", alloc["name"])]
     load1 = os.getloadavg()[0]
     code, out, err, wall, ru = run_timed(cmd, alloc["env"], args.timeout)
     fields = parse_result(out) or {}
@@ -389,22 +421,81 @@ def summarize(runs, workloads, allocators, baseline):
                     s[ratio] = s[key] / base[key]
                 else:
                     s[ratio] = None
+    # decay's time is its wait: it is left out of the time means (not out
+    # of the peak RSS mean).
+    timed = timed_workloads(workloads)
     means = {}
     for a in allocators:
         m = {}
-        for ratio in ("time_ratio", "wall_ratio", "cpu_ratio", "rss_ratio"):
-            m[ratio] = geomean(summary[w][a][ratio] for w in workloads)
-        m["workloads"] = sum(1 for w in workloads if summary[w][a]["time_ratio"] is not None)
+        for ratio in ("time_ratio", "wall_ratio", "cpu_ratio"):
+            m[ratio] = geomean(summary[w][a][ratio] for w in timed)
+        m["rss_ratio"] = geomean(summary[w][a]["rss_ratio"] for w in workloads)
+        m["workloads"] = sum(1 for w in timed if summary[w][a]["time_ratio"] is not None)
+        m["rss_workloads"] = sum(1 for w in workloads if summary[w][a]["rss_ratio"] is not None)
         means[a] = m
     return summary, means
 
 
-def judge_targets(allocators, baseline, summary, means, fastpath, fastpath_note, workloads):
+def timed_workloads(workloads):
+    """The workloads whose time counts in the time means."""
+    return [w for w in workloads if w not in UNTIMED_WORKLOADS]
+
+
+def result_float(run, key):
+    try:
+        return float(run["result"][key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+# The memory figures: (workload, result field, key in the summary).
+MEMORY_FIELDS = [
+    ("decay", "pct_free", "decay_pct_free"),
+    ("decay", "pct_1s", "decay_pct_1s"),
+    ("decay", "pct_2s", "decay_pct_2s"),
+    ("decay", "pct_trim", "decay_pct_trim"),
+    ("decay", "peak_rss_bytes", "decay_peak_rss_bytes"),
+    ("churn", "churn_ops_per_sec", "churn_ops_per_sec"),
+    ("churn", "live_bytes", "churn_live_bytes"),
+    ("churn", "rss_over_live_median", "churn_rss_over_live_median"),
+    ("churn", "rss_over_live_max", "churn_rss_over_live_max"),
+    ("churn", "hugepage_coverage_median", "churn_hugepage_coverage"),
+    ("churn", "maps_max", "churn_maps_max"),
+    ("reuse", "faults_per_iter", "reuse_faults_per_iter"),
+    ("reuse", "iters_per_sec", "reuse_iters_per_sec"),
+]
+
+
+def summarize_memory(runs, workloads, allocators):
+    """Per allocator: the median over the repetitions of each memory figure
+    (None where the workload was not run or failed), decay's release entry
+    point, and the THP mode churn saw."""
+    memory = {}
+    for a in allocators:
+        m = {}
+        for w, field, key in MEMORY_FIELDS:
+            vals = [result_float(r, field) for r in runs
+                    if r["workload"] == w and r["allocator"] == a and r["ok"]]
+            vals = [v for v in vals if v is not None]
+            m[key] = statistics.median(vals) if vals else None
+        trims = {r["result"].get("trim") for r in runs
+                 if r["workload"] == "decay" and r["allocator"] == a and r["ok"]} - {None}
+        m["decay_trim"] = ", ".join(sorted(trims)) or None
+        thp = {r["result"].get("thp") for r in runs
+               if r["workload"] == "churn" and r["allocator"] == a and r["ok"]} - {None}
+        m["churn_thp"] = ", ".join(sorted(thp)) or None
+        if any(m[k] is not None for k in m):
+            memory[a] = m
+    return memory
+
+
+def judge_targets(allocators, baseline, summary, means, fastpath, fastpath_note, workloads,
+                  memory=None, thp=None):
     """[(target, measured, verdict)] with verdict True, False or None."""
     if "brisk" not in allocators:
         return [("brisk's targets", "brisk was not run (--allocators)", None)]
     out = []
-    n_workloads = len(workloads)
+    n_workloads = len(timed_workloads(workloads))
     # A workload that failed under brisk fails the time and RSS targets.
     brisk_failed = [w for w in workloads if "brisk" in summary[w] and summary[w]["brisk"]["failed"]]
     if fastpath is not None:
@@ -450,6 +541,60 @@ def judge_targets(allocators, baseline, summary, means, fastpath, fastpath_note,
         out.append((f"geometric mean peak RSS <= jemalloc's",
                     f"{r:.3f}x" if r else "no data",
                     (r <= TARGET_RSS_VS_JE) if r else None))
+    out += judge_memory_targets(workloads, summary, memory or {}, thp)
+    return out
+
+
+def judge_memory_targets(workloads, summary, memory, thp):
+    """brisk's memory targets (issue 4), for the memory workloads that ran."""
+    out = []
+    b = memory.get("brisk", {})
+
+    def failed(w):
+        return "brisk" in summary.get(w, {}) and summary[w]["brisk"]["ok"] == 0
+
+    def judge(w, target, value, text, ok):
+        if failed(w):
+            out.append((target, f"{w} failed under brisk", False))
+        elif value is None:
+            out.append((target, "no data", None))
+        else:
+            out.append((target, text, ok))
+
+    if "decay" in workloads:
+        v = b.get("decay_pct_2s")
+        judge("decay", f"decay: RSS 2 s after the frees < {TARGET_DECAY_2S_PCT:g}% of peak",
+              v, f"{v:.1f}%" if v is not None else "", v is not None and v < TARGET_DECAY_2S_PCT)
+        v = b.get("decay_pct_trim")
+        judge("decay", f"decay: RSS after brisk_release_memory() < {TARGET_TRIM_PCT:g}% of peak",
+              v, f"{v:.1f}%" if v is not None else "", v is not None and v < TARGET_TRIM_PCT)
+    if "churn" in workloads:
+        v = b.get("churn_rss_over_live_max")
+        judge("churn", f"churn: RSS / live <= {TARGET_CHURN_RSS_LIVE:g} (max over the run)",
+              v, f"{v:.2f} (median {fmt(b.get('churn_rss_over_live_median'), '.2f')})"
+              if v is not None else "", v is not None and v <= TARGET_CHURN_RSS_LIVE)
+        v = b.get("churn_hugepage_coverage")
+        target = f"churn: hugepage coverage > {TARGET_HUGEPAGE * 100:g}% (when THP is available)"
+        if thp == "never":
+            out.append((target, "THP is off on this machine ([never])", None))
+        else:
+            judge("churn", target, v,
+                  f"{v * 100:.0f}% (THP {thp or '?'})" if v is not None else "",
+                  v is not None and v > TARGET_HUGEPAGE)
+        v = b.get("churn_maps_max")
+        judge("churn", f"churn: fewer than {TARGET_MAPS} mappings (/proc/self/maps lines, max)",
+              v, f"{v:.0f}" if v is not None else "", v is not None and v < TARGET_MAPS)
+        target = (f"churn: throughput within {TARGET_NODECAY_SLOWDOWN * 100:g}% of brisk with "
+                  f"decay off ({NODECAY})")
+        v = b.get("churn_ops_per_sec")
+        nd = memory.get(NODECAY, {}).get("churn_ops_per_sec")
+        if nd is None and not failed("churn"):
+            out.append((target, f"{NODECAY} not run or failed", None))
+        else:
+            judge("churn", target, v,
+                  f"{v / nd:.3f}x ({v / 1e6:.2f} vs {nd / 1e6:.2f} M ops/s)"
+                  if v is not None and nd else "",
+                  v is not None and bool(nd) and v >= (1 - TARGET_NODECAY_SLOWDOWN) * nd)
     return out
 
 
@@ -487,7 +632,8 @@ def render_report(ctx):
     out.append(f"- machine: {m['uname']}")
     out.append(f"- CPU: {m['cpu_model']}; {m['cpus_online']} CPUs online, "
                f"{m['cpus_usable']} usable by this process")
-    out.append(f"- memory: {m['memory_bytes'] / (1 << 30):.1f} GiB; {m['glibc']}")
+    out.append(f"- memory: {m['memory_bytes'] / (1 << 30):.1f} GiB; {m['glibc']}; "
+               f"transparent hugepages: {m.get('thp') or 'unknown'}")
     out.append("- load average (1, 5, 15 minutes): %s at the start, %s at the end" % (
                    " ".join("%.2f" % x for x in m["load_average_start"]),
                    " ".join("%.2f" % x for x in ctx["load_average_end"])))
@@ -531,19 +677,25 @@ def render_report(ctx):
     for al in ctx["allocators"]:
         rows.append([al["name"], f"`{al['lib']}`" if al["lib"] else "(none: the libc malloc)",
                      al["version"] or "?", al["options"]])
+    nd = ctx.get("nodecay")
+    if nd:
+        rows.append([nd["name"], f"`{nd['lib']}`", nd["version"] or "?",
+                     nd["options"] + " (" + ", ".join(NODECAY_WORKLOADS) + " only)"])
     out.append(md_table(["allocator", "LD_PRELOAD", "version", "options"], rows))
     for name, why in ctx["skipped"]:
         out.append(f"\nSkipped: **{name}**: {why}.")
     out.append("")
     if all(al["options"].startswith("defaults") for al in ctx["allocators"]):
-        out.append("Every allocator runs with its default options: nothing is tuned.")
+        out.append("Every allocator runs with its default options: nothing is tuned"
+                   + (f" (`{NODECAY}` is brisk with decay switched off, the reference "
+                      "of the churn throughput target)." if nd else "."))
     else:
         out.append("Options set in the environment are passed through as shown (the driver "
                    "changes none); the other allocators run with their defaults.")
     out.append("")
 
     # Targets first: they are the point.
-    out.append("## brisk's targets (issue 3)")
+    out.append("## brisk's targets (issues 3 and 4)")
     out.append("")
     rows = []
     for target, measured, verdict in ctx["targets"]:
@@ -577,6 +729,13 @@ def render_report(ctx):
                "the process (wait4); `peak RSS` is "
                + " or ".join(rss_text[x] for x in sources if x in rss_text)
                + ".  `spread` is (max - min) / median of `time` over the repetitions.")
+    untimed = [w for w in ctx["workloads"] if w in UNTIMED_WORKLOADS]
+    if untimed:
+        out.append("")
+        out.append(", ".join(untimed) + ": the time includes a wait in which the program does "
+                   "not call the allocator (decay waits 2 s, 0.3 s at scale tiny), so it is not "
+                   "a figure of merit and is left out of the time means (not out of the peak "
+                   "RSS mean); its figures are in the Memory section.")
     out.append("")
     rows = []
     for w in ctx["workloads"]:
@@ -588,7 +747,8 @@ def render_report(ctx):
             spread = ((s["seconds_max"] - s["seconds_min"]) / s["seconds"]
                       if s["seconds"] else None)
             rows.append([
-                w, f"**{al}**" if al == "brisk" else al,
+                w + (" (untimed)" if w in UNTIMED_WORKLOADS else ""),
+                f"**{al}**" if al == "brisk" else al,
                 fmt(s["seconds"], ".3f"), fmt(s["time_ratio"], ".2f"),
                 fmt(spread * 100 if spread is not None else None, ".0f") + "%",
                 fmt(s["wall_s"], ".3f"), fmt(s["cpu_s"], ".3f"),
@@ -598,7 +758,7 @@ def render_report(ctx):
         g = ctx["means"][al]
         rows.append(["*geometric mean*", f"**{al}**" if al == "brisk" else al, "",
                      fmt(g["time_ratio"], ".2f"), "", "", "", "", fmt(g["rss_ratio"], ".2f"),
-                     f"{g['workloads']}/{len(ctx['workloads'])} workloads"])
+                     f"{g['workloads']}/{len(timed_workloads(ctx['workloads']))} workloads"])
     out.append(md_table(
         ["workload", "allocator", "time s", f"time vs {base}", "spread", "wall s", "CPU s",
          "peak RSS MiB", f"RSS vs {base}", "ok runs"],
@@ -612,10 +772,18 @@ def render_report(ctx):
         g = ctx["means"][al]
         rows.append([f"**{al}**" if al == "brisk" else al, fmt(g["time_ratio"], ".3f"),
                      fmt(g["wall_ratio"], ".3f"), fmt(g["cpu_ratio"], ".3f"),
-                     fmt(g["rss_ratio"], ".3f"), f"{g['workloads']}/{len(ctx['workloads'])}"])
-    out.append(md_table(["allocator", "time", "process wall", "CPU", "peak RSS", "workloads"],
-                        rows, ["---"] + ["---:"] * 5))
+                     fmt(g["rss_ratio"], ".3f"),
+                     f"{g['workloads']}/{len(timed_workloads(ctx['workloads']))}",
+                     f"{g['rss_workloads']}/{len(ctx['workloads'])}"])
+    out.append(md_table(["allocator", "time", "process wall", "CPU", "peak RSS",
+                         "timed workloads", "RSS workloads"],
+                        rows, ["---"] + ["---:"] * 6))
     out.append("")
+    if untimed:
+        out.append("Time, wall and CPU means leave out " + ", ".join(untimed) + ".")
+        out.append("")
+
+    out += render_memory(ctx)
 
     out.append("## Fast path: instructions per malloc/free pair (callgrind)")
     out.append("")
@@ -661,6 +829,78 @@ def render_report(ctx):
     return "\n".join(out)
 
 
+def render_memory(ctx):
+    """The "Memory" section: decay, churn and reuse figures per allocator."""
+    mem = ctx.get("memory") or {}
+    ran = [w for w in MEMORY_WORKLOADS if w in ctx["workloads"]]
+    if not ran:
+        return []
+    out = ["## Memory (decay, churn, reuse; medians over the repetitions)", ""]
+    names = ctx["allocator_names"] + ([NODECAY] if NODECAY in mem else [])
+    header = ["allocator"]
+    align = ["---"]
+    cols = []
+    if "decay" in ran:
+        cols += [("decay_pct_free", "decay: after free", ".1f", "%"),
+                 ("decay_pct_1s", "decay: 1 s", ".1f", "%"),
+                 ("decay_pct_2s", "decay: 2 s", ".1f", "%"),
+                 ("decay_pct_trim", "decay: after trim", ".1f", "%")]
+    if "churn" in ran:
+        cols += [("churn_rss_over_live_median", "churn: RSS/live median", ".2f", ""),
+                 ("churn_rss_over_live_max", "churn: RSS/live max", ".2f", ""),
+                 ("churn_hugepage_coverage", "churn: hugepages", ".0f", "%"),
+                 ("churn_maps_max", "churn: max maps", ".0f", ""),
+                 ("churn_ops_per_sec", "churn: M ops/s", ".2f", "")]
+    if "reuse" in ran:
+        cols += [("reuse_faults_per_iter", "reuse: faults/iter", ".1f", ""),
+                 ("reuse_iters_per_sec", "reuse: iter/s", ".0f", "")]
+    for _, title, _, _ in cols:
+        header.append(title)
+        align.append("---:")
+    rows = []
+    for n in names:
+        m = mem.get(n, {})
+        row = [f"**{n}**" if n == "brisk" else n]
+        for key, _, spec, unit in cols:
+            v = m.get(key)
+            if v is not None and key == "churn_hugepage_coverage":
+                v *= 100
+            if v is not None and key == "churn_ops_per_sec":
+                v /= 1e6
+            row.append(fmt(v, spec) + (unit if v is not None else ""))
+        rows.append(row)
+    out.append(md_table(header, rows, align))
+    out.append("")
+    notes = []
+    if "decay" in ran:
+        trims = "; ".join(f"{n} `{mem[n]['decay_trim']}`" for n in names
+                          if mem.get(n, {}).get("decay_trim"))
+        notes.append("**decay**: 4 threads allocate and touch 256 MiB at scale short (1 GiB "
+                     "full, 16 MiB tiny; 16 B-64 KiB blocks and 1-16 MiB ones), free it all "
+                     "(half by another thread) and exit; then the program waits 2 s without "
+                     "calling the allocator, and finally calls the allocator's release entry "
+                     "point.  RSS as a percentage of the peak (VmHWM): right after the frees, "
+                     "1 s and 2 s into the wait, and after the release call"
+                     + (f" ({trims})" if trims else "") + ".")
+    if "churn" in ran:
+        notes.append("**churn**: a steady live heap (64 MiB at scale short, 200 MiB full, 8 MiB "
+                     "tiny) replaced block by block by 4 threads; sampled every 200 ms.  "
+                     "RSS/live is (RSS - the RSS before the workload) / live bytes; "
+                     "hugepages is AnonHugePages / RSS (median; transparent hugepages: "
+                     f"{ctx['machine'].get('thp') or 'unknown'}); max maps is the most lines "
+                     "of /proc/self/maps; M ops/s is the churn phase's allocator calls per "
+                     "second" + (f" (`{NODECAY}`: brisk with `BRISK_CONF={NODECAY_CONF}`, "
+                                 "run on churn only)" if NODECAY in mem else "") + ".")
+    if "reuse" in ran:
+        notes.append("**reuse**: one thread mallocs a 5-25 MiB block, touches every page and "
+                     "frees it, 300 times at scale short; minor page faults per iteration "
+                     "(0: the allocator kept the pages for the next block).")
+    for n_ in notes:
+        out.append(n_)
+        out.append("")
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Chart (gnuplot)
 
@@ -675,10 +915,16 @@ def render_chart(path, ctx):
         return "gnuplot not found (apt-get install gnuplot-nox)"
     names = ctx["allocator_names"]
     base = ctx["baseline"]
-    labels = ctx["workloads"] + ["geomean"]
+    mem = ctx.get("memory") or {}
+    decay = "decay" in ctx["workloads"] and any(
+        mem.get(n, {}).get("decay_pct_free") is not None for n in names)
+    panels = 3 if decay else 2
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for ratio in ("time_ratio", "rss_ratio"):
+            # The time panel leaves out decay, whose time is its wait.
+            labels = (timed_workloads(ctx["workloads"]) if ratio == "time_ratio"
+                      else ctx["workloads"]) + ["geomean"]
             fn = os.path.join(tmp, ratio + ".dat")
             with open(fn, "w") as f:
                 f.write("workload " + " ".join(gnuplot_string(n) for n in names) + "\n")
@@ -690,9 +936,27 @@ def render_chart(path, ctx):
                         vals.append("?" if v is None else "%.4f" % v)
                     f.write(gnuplot_string(w) + " " + " ".join(vals) + "\n")
             files[ratio] = fn
+        decay_plot = ""
+        if decay:
+            fn = os.path.join(tmp, "decay.dat")
+            with open(fn, "w") as f:
+                f.write("phase " + " ".join(gnuplot_string(n) for n in names) + "\n")
+                for key, label in (("decay_pct_free", "after the frees"),
+                                   ("decay_pct_1s", "1 s later"), ("decay_pct_2s", "2 s later"),
+                                   ("decay_pct_trim", "after the release call")):
+                    vals = [mem.get(n, {}).get(key) for n in names]
+                    f.write(gnuplot_string(label) + " " + " ".join(
+                        "?" if v is None else "%.2f" % v for v in vals) + "\n")
+            decay_plot = f"""
+unset arrow 1
+set xtics norotate
+set ylabel "decay: RSS, % of peak"
+plot for [i=2:{len(names) + 1}] {gnuplot_string(fn)} using i:xtic(1) title columnheader(i)
+"""
+        height = 480 * panels
         terminals = capture([gnuplot, "-e", "set terminal"]) or ""
-        term = "pngcairo size 1280,960 font ',10'" if "pngcairo" in terminals \
-            else "png size 1280,960"
+        term = f"pngcairo size 1280,{height} font ',10'" if "pngcairo" in terminals \
+            else f"png size 1280,{height}"
         tmp_png = path + ".tmp"
         title = f"brisk comparison ({ctx['args'].mode}, scale {ctx['args'].scale}, " \
                 f"{ctx['date'][:10]}): ratio to {base}, lower is better"
@@ -709,12 +973,13 @@ set grid ytics
 set yrange [0:*]
 set offsets 0, 0, graph 0.08, 0
 set xtics rotate by -20
-set multiplot layout 2,1 title {gnuplot_string(title)}
+set multiplot layout {panels},1 title {gnuplot_string(title)}
 set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dashtype 2 linewidth 1.5
 set ylabel {gnuplot_string('time x ' + base)}
 plot for [i=2:{len(names) + 1}] {gnuplot_string(files['time_ratio'])} using i:xtic(1) title columnheader(i)
 set ylabel {gnuplot_string('peak RSS x ' + base)}
 plot for [i=2:{len(names) + 1}] {gnuplot_string(files['rss_ratio'])} using i:xtic(1) title columnheader(i)
+{decay_plot}
 unset multiplot
 set output
 """
@@ -741,8 +1006,8 @@ def parse_args(argv):
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="scale full, 7 repetitions")
     mode.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
-                      help="each allocator once on one workload at scale tiny, no callgrind; "
-                           "checks that the table and the JSON are produced")
+                      help="each allocator once on larson and the memory workloads at scale "
+                           "tiny, no callgrind; checks that the tables and the JSON are produced")
     p.add_argument("--build-dir", default="build/release",
                    help="build directory with libbrisk.so and the bench programs "
                         "(default build/release; relative paths from the current "
@@ -855,11 +1120,28 @@ def main(argv):
                 log(f"compare: unknown workload {w!r} (known: {', '.join(available)})")
                 return 2
     elif args.mode == "smoke":
+        # One timed workload, and the memory workloads (their section of the
+        # report, and brisk-nodecay) when this brisk_workloads has them.
         workloads = ["larson" if "larson" in available else available[0]]
+        workloads += [w for w in MEMORY_WORKLOADS if w in available and w not in workloads]
     else:
         workloads = available
     usage = capture([args.workloads_bin, "--help"], env=base_env) or ""
     args.expect_allocator = "--expect-allocator" in usage
+
+    # brisk with decay off, for the churn throughput target.
+    nodecay = None
+    brisk_al = next((al for al in allocators if al["name"] == "brisk"), None)
+    if brisk_al and any(w in workloads for w in NODECAY_WORKLOADS):
+        env = dict(brisk_al["env"])
+        conf = env.get("BRISK_CONF")
+        env["BRISK_CONF"] = (conf + "," if conf else "") + NODECAY_CONF
+        nodecay = {"name": NODECAY, "expect": "brisk", "lib": brisk_al["lib"], "env": env,
+                   "version": brisk_al["version"],
+                   "options": f"`BRISK_CONF={env['BRISK_CONF']}` (set by the driver)"}
+
+    def allocators_for(w):
+        return allocators + ([nodecay] if nodecay and w in NODECAY_WORKLOADS else [])
 
     machine = machine_info(topology_bin)
 
@@ -877,9 +1159,10 @@ def main(argv):
         fastpath = run_callgrind(args, allocators)
 
     # Timed runs, interleaved.
-    total = args.reps * len(workloads) * len(allocators)
+    total = args.reps * sum(len(allocators_for(w)) for w in workloads)
     log(f"compare: {len(workloads)} workloads x {len(allocators)} allocators x {args.reps} "
-        f"repetitions = {total} runs (scale {args.scale})")
+        f"repetitions" + (f" (+ {NODECAY} on " + ", ".join(NODECAY_WORKLOADS) + ")"
+                          if nodecay else "") + f" = {total} runs (scale {args.scale})")
     if args.mode != "smoke":
         # Warm the page cache and the binary's first start.
         run_timed([args.workloads_bin, workloads[0], "--scale", "tiny"], base_env, args.timeout)
@@ -887,27 +1170,34 @@ def main(argv):
     n = 0
     for rep in range(1, args.reps + 1):
         for wi, w in enumerate(workloads):
-            k = (rep - 1 + wi) % len(allocators)
-            for al in allocators[k:] + allocators[:k]:
+            als = allocators_for(w)
+            k = (rep - 1 + wi) % len(als)
+            for al in als[k:] + als[:k]:
                 n += 1
                 r = run_workload(args, al, w, rep)
                 runs.append(r)
                 if r["ok"]:
-                    log(f"[{n:3d}/{total}] rep {rep} {w:14s} {al['name']:9s} "
+                    log(f"[{n:3d}/{total}] rep {rep} {w:14s} {al['name']:13s} "
                         f"{r['seconds']:8.3f} s (wall {r['wall_s']:.3f} s, "
                         f"CPU {r['cpu_s']:.3f} s, RSS {mib(r['peak_rss_bytes']):.1f} MiB)")
                 else:
-                    log(f"[{n:3d}/{total}] rep {rep} {w:14s} {al['name']:9s} FAILED: "
+                    log(f"[{n:3d}/{total}] rep {rep} {w:14s} {al['name']:13s} FAILED: "
                         f"{r['failure']}: " + " | ".join(r["output_tail"]))
 
-    summary, means = summarize(runs, workloads, names, baseline)
+    # A workload whose result line says merit=memory is not timed either.
+    UNTIMED_WORKLOADS.update(r["workload"] for r in runs
+                             if (r.get("result") or {}).get("merit") == "memory")
+    main_runs = [r for r in runs if r["allocator"] != NODECAY]
+    summary, means = summarize(main_runs, workloads, names, baseline)
+    memory = summarize_memory(runs, workloads, names + ([NODECAY] if nodecay else []))
     targets = judge_targets(names, baseline, summary, means, fastpath, fastpath_note,
-                            workloads)
+                            workloads, memory, machine.get("thp"))
     ctx = {
         "args": args, "date": date, "machine": machine, "baseline": baseline,
         "command": " ".join(shlex.quote(x) for x in [sys.argv[0]] + argv),
         "allocators": allocators, "allocator_names": names, "skipped": skipped,
         "workloads": workloads, "runs": runs, "summary": summary, "means": means,
+        "memory": memory, "nodecay": nodecay,
         "fastpath": fastpath, "fastpath_note": fastpath_note, "targets": targets,
         "load_average_end": list(os.getloadavg()),
         "elapsed_s": time.monotonic() - t_start, "outputs": {},
@@ -939,8 +1229,13 @@ def main(argv):
             "elapsed_s": ctx["elapsed_s"], "baseline": baseline,
             "allocators": [{k: al[k] for k in ("name", "lib", "version", "options")}
                            for al in allocators],
+            "extra_configurations": ([{"name": NODECAY, "lib": nodecay["lib"],
+                                       "options": nodecay["options"],
+                                       "workloads": NODECAY_WORKLOADS}] if nodecay else []),
+            "untimed_workloads": [w for w in workloads if w in UNTIMED_WORKLOADS],
             "skipped": [{"name": n_, "why": w_} for n_, w_ in skipped],
             "workloads": workloads, "runs": runs, "summary": summary, "geomean": means,
+            "memory": memory,
             "fastpath": {"sizes": FASTPATH_SIZES, "batches": FASTPATH_BATCHES,
                          "pairs": [FASTPATH_N1, FASTPATH_N2],
                          "instructions_per_pair": fastpath, "note": fastpath_note},
@@ -962,7 +1257,7 @@ def main(argv):
         log("compare: some runs failed (see the report)")
         status = 1
     if args.mode == "smoke":
-        problems = smoke_check(report, args, names, workloads, chart_error)
+        problems = smoke_check(report, args, names, workloads, chart_error, total)
         for p in problems:
             log("compare --smoke: " + p)
         if problems:
@@ -975,7 +1270,7 @@ def main(argv):
     return status
 
 
-def smoke_check(report, args, names, workloads, chart_error):
+def smoke_check(report, args, names, workloads, chart_error, expected_runs):
     problems = []
     for name in names:
         if not re.search(r"^\| %s \| (\*\*)?%s(\*\*)? \| [0-9.]+ \|" % (
@@ -989,8 +1284,19 @@ def smoke_check(report, args, names, workloads, chart_error):
         for name in names:
             if not data["summary"][workloads[0]][name].get("seconds"):
                 problems.append(f"JSON: no median time for {name}")
-        if len(data["runs"]) != len(names) * len(workloads) * args.reps:
+        if len(data["runs"]) != expected_runs:
             problems.append("JSON: wrong number of runs")
+        memory_ran = [w for w in MEMORY_WORKLOADS if w in workloads]
+        if memory_ran:
+            if "## Memory" not in report:
+                problems.append("no Memory section")
+            for name in names:
+                if not data["memory"].get(name):
+                    problems.append(f"JSON: no memory figures for {name}")
+            for w, _, key in MEMORY_FIELDS:
+                if w in memory_ran and "brisk" in names \
+                        and data["memory"].get("brisk", {}).get(key) is None:
+                    problems.append(f"JSON: no {key} for brisk")
     except (OSError, ValueError, KeyError) as e:
         problems.append(f"JSON unreadable: {e}")
     if args.chart:

@@ -32,12 +32,19 @@
  *   fragmentation  long-lived mixed sizes with churn; rss_over_live
  *   server         request-scoped bursts of allocations
  *   large          1-32 MiB blocks, realloc growth, memset
+ *   decay          free 1 GiB, then wait: is the RSS given back?  (memory;
+ *                  its seconds include a 2 s wait: merit=memory)
+ *   churn          steady live heap replaced by 4 threads; RSS / live,
+ *                  hugepage coverage, mappings, throughput
+ *   reuse          one 5-25 MiB block malloc'd, touched, freed, repeatedly;
+ *                  page faults per iteration
  *
  * --scale: tiny (well under 0.5 s; the ctest smoke runs), short (about 1-3 s
  * with the default threads on 2 cores; the headline comparison), full
- * (about 10 s).  Default threads: 4 (large: 2).  The total work of a scale
- * is divided among the threads, so --threads changes the parallelism, not
- * the amount of work.  Default seed: 1. */
+ * (about 10 s; churn about a minute under glibc).  Default threads: 4
+ * (large: 2, reuse: 1).  The total work of a scale is divided among the
+ * threads, so --threads changes the parallelism, not the amount of work.
+ * Default seed: 1. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -63,6 +70,9 @@ static const workload_t workloads[] = {
     {"fragmentation", wl_run_fragmentation, 4},
     {"server", wl_run_server, 4},
     {"large", wl_run_large, 2},
+    {"decay", wl_run_decay, 4},
+    {"churn", wl_run_churn, 4},
+    {"reuse", wl_run_reuse, 1},
 };
 #define N_WORKLOADS (sizeof workloads / sizeof workloads[0])
 

@@ -60,7 +60,7 @@ typedef struct {
 typedef struct {
   int threads;        /* threads actually used (a workload may adjust) */
   uint64_t ops;       /* allocator calls */
-  char extra[512];    /* workload-specific " key=value" fields */
+  char extra[1024];   /* workload-specific " key=value" fields */
   size_t extra_len;
 } wl_result_t;
 
@@ -82,6 +82,9 @@ void wl_run_cache_thrash(const wl_config_t *cfg, wl_result_t *res);
 void wl_run_fragmentation(const wl_config_t *cfg, wl_result_t *res);
 void wl_run_server(const wl_config_t *cfg, wl_result_t *res);
 void wl_run_large(const wl_config_t *cfg, wl_result_t *res);
+void wl_run_decay(const wl_config_t *cfg, wl_result_t *res);
+void wl_run_churn(const wl_config_t *cfg, wl_result_t *res);
+void wl_run_reuse(const wl_config_t *cfg, wl_result_t *res);
 
 /* ------------------------------------------------------------------ */
 /* Failure                                                              */
@@ -216,6 +219,52 @@ void *wl_thread_args(int n, size_t stride);
 
 /* A value of /proc/self/status in bytes (e.g. "VmHWM"), 0 if missing. */
 uint64_t wl_proc_status_bytes(const char *field);
+
+/* ------------------------------------------------------------------ */
+/* Memory of the process, read without the allocator                   */
+
+/* These read /proc with open/read/close into stack buffers: no stdio and no
+ * malloc, so a workload can sample its memory while it must not call the
+ * allocator (decay's wait), and a sampler thread does not disturb the heap
+ * it measures. */
+
+/* Resident set size in bytes (/proc/self/statm, resident pages x page
+ * size; the same counter as VmRSS).  0 if unreadable. */
+uint64_t wl_rss_bytes(void);
+
+/* A field of /proc/self/smaps_rollup in bytes (e.g. "LazyFree": pages
+ * given back with MADV_FREE that the kernel has not taken yet, still
+ * counted in the RSS).  0 if missing or unreadable. */
+uint64_t wl_rollup_bytes(const char *field);
+
+/* wl_rollup_bytes("AnonHugePages"): anonymous memory mapped with
+ * transparent hugepages. */
+uint64_t wl_anon_huge_bytes(void);
+
+/* Number of lines of /proc/self/maps (the process's mappings, VMAs). */
+uint64_t wl_maps_lines(void);
+
+/* The transparent-hugepage mode, the bracketed word of
+ * /sys/kernel/mm/transparent_hugepage/enabled ("always", "madvise",
+ * "never"), or "unknown".  Points into a static buffer. */
+const char *wl_thp_mode(void);
+
+/* One sample of the above. */
+typedef struct {
+  double t;           /* seconds since the sampler started */
+  uint64_t rss;       /* wl_rss_bytes() */
+  uint64_t anon_huge; /* wl_anon_huge_bytes() */
+  uint64_t maps;      /* wl_maps_lines() */
+  int64_t live;       /* wl_live_now when the sample was taken */
+} wl_mem_sample_t;
+
+void wl_mem_sample(wl_mem_sample_t *s, double t);
+
+/* CLOCK_MONOTONIC in seconds. */
+double wl_now(void);
+
+/* Sleeps until wl_now() >= t (absolute, CLOCK_MONOTONIC; EINTR-safe). */
+void wl_sleep_until(double t);
 
 /* Divides a total among n parts; part i gets the remainder's share. */
 static inline uint64_t wl_share(uint64_t total, int n, int i) {

@@ -1,10 +1,13 @@
 /* Shared helpers of brisk_workloads: patterns, failure, live bytes,
- * threads, /proc/self/status.  See wl.h. */
+ * threads, /proc/self/status, memory sampling.  See wl.h. */
 #include "wl.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *wl_workload_name = "?";
@@ -213,18 +216,115 @@ void wl_run_threads(int n, void *(*fn)(void *), void *args, size_t stride) {
 
 /* ------------------------------------------------------------------ */
 
+/* read_small: below.  /proc/self/status is read without stdio, so that
+ * reading it calls no malloc (decay reads VmHWM between its frees and its
+ * allocator-free wait). */
+static ssize_t read_small(const char *path, char *buf, size_t cap);
+
 uint64_t wl_proc_status_bytes(const char *field) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
+  char buf[8192];
+  if (read_small("/proc/self/status", buf, sizeof buf) <= 0) return 0;
   size_t flen = strlen(field);
-  uint64_t kib = 0;
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
-      kib = strtoull(line + flen + 1, NULL, 10);
-      break;
-    }
+  for (const char *line = buf; line && *line; line = strchr(line, '\n')) {
+    if (*line == '\n') line++;
+    if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+      return strtoull(line + flen + 1, NULL, 10) * 1024;
   }
-  fclose(f);
-  return kib * 1024;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory sampling without the allocator: open/read/close, stack buffers. */
+
+/* Reads up to cap - 1 bytes of path into buf, NUL-terminated; returns the
+ * length, or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = 0;
+  while (len < cap - 1) {
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  buf[len] = '\0';
+  return (ssize_t)len;
+}
+
+uint64_t wl_rss_bytes(void) {
+  char buf[256];
+  if (read_small("/proc/self/statm", buf, sizeof buf) <= 0) return 0;
+  /* "size resident shared text lib data dt", in pages. */
+  char *p = buf;
+  strtoull(p, &p, 10);
+  uint64_t resident = strtoull(p, NULL, 10);
+  return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t wl_rollup_bytes(const char *field) {
+  char buf[4096];
+  if (read_small("/proc/self/smaps_rollup", buf, sizeof buf) <= 0) return 0;
+  size_t flen = strlen(field);
+  for (const char *line = strchr(buf, '\n'); line; line = strchr(line + 1, '\n')) {
+    if (strncmp(line + 1, field, flen) == 0 && line[1 + flen] == ':')
+      return strtoull(line + 2 + flen, NULL, 10) * 1024;
+  }
+  return 0;
+}
+
+uint64_t wl_anon_huge_bytes(void) { return wl_rollup_bytes("AnonHugePages"); }
+
+uint64_t wl_maps_lines(void) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  uint64_t lines = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; i++) lines += buf[i] == '\n';
+  }
+  close(fd);
+  return lines;
+}
+
+const char *wl_thp_mode(void) {
+  static char mode[16];
+  char buf[128];
+  strcpy(mode, "unknown");
+  if (read_small("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) <= 0)
+    return mode;
+  char *a = strchr(buf, '['), *b = a ? strchr(a, ']') : NULL;
+  if (a && b && (size_t)(b - a - 1) < sizeof mode) {
+    memcpy(mode, a + 1, (size_t)(b - a - 1));
+    mode[b - a - 1] = '\0';
+  }
+  return mode;
+}
+
+void wl_mem_sample(wl_mem_sample_t *s, double t) {
+  s->t = t;
+  s->live = atomic_load_explicit(&wl_live_now, memory_order_relaxed);
+  s->rss = wl_rss_bytes();
+  s->anon_huge = wl_anon_huge_bytes();
+  s->maps = wl_maps_lines();
+}
+
+double wl_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void wl_sleep_until(double t) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)t;
+  ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) ts.tv_nsec = 999999999L;
+  if (ts.tv_nsec < 0) ts.tv_nsec = 0;
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+  }
 }

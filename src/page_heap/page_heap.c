@@ -216,7 +216,7 @@ static void shed(uint32_t now)
     shed_orders(BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now);
     if (ph.dirty_pages > cap)
         shed_orders(0, BK_HUGEPAGE_ORDER - 1, now);
-    ph.shed_above = (ph.dirty_pages > cap ? ph.dirty_pages : cap) + cap / 8;
+    ph.shed_above = ph.dirty_pages > cap ? ph.dirty_pages + cap / 8 : cap;
 }
 
 /* After a span free: decay_ms == 0 releases the hugepage-sized block it
