@@ -462,22 +462,40 @@ static void test_decay(void)
     CHECK(r == 256 && log.released[0] && log.released[255], "old block: %zu pages", r);
     CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
 
-    /* merging stamps the merged block with the newest free */
+    /* merging two equally dirty halves takes the mean of their times */
     a = bk_buddy_alloc(&B, 256, 256, &z);
     CHECK(a == 0 && z, "reuse of pages released with MADV_DONTNEED: %ld zeroed %d", a, z);
     bk_buddy_free(&B, 0, 256, 3000);
     bk_buddy_free(&B, 256, 256, 5000);               /* merges into order 9 at 0 */
     CHECK(bk_buddy_free_order_at(&B, 0) == 9, "order %d", bk_buddy_free_order_at(&B, 0));
-    CHECK(B.freed_at[0] == 5000, "merged block stamped %u, want 5000", B.freed_at[0]);
-    r = release_aged(8, 12, 5500, 1000, true, &log);
+    CHECK(B.freed_at[0] == 4000, "merged block stamped %u, want 4000", B.freed_at[0]);
+    r = release_aged(8, 12, 4500, 1000, true, &log);
     CHECK(r == 0, "merged block released %zu pages before its newest part aged", r);
     CHECK(bk_buddy_dirty_in_blocks(&B, 8) == 512, "dirty in blocks >= order 8: %zu",
           bk_buddy_dirty_in_blocks(&B, 8));
+
+    /* a small fresh free next to a large idle dirty block barely moves its
+     * time (the block's dirty pages are mostly idle) */
+    a = bk_buddy_alloc(&B, 256, 256, &z);            /* 0..255 out of the order-9 block */
+    long d = bk_buddy_alloc(&B, 1, 1, &z);           /* page 256: splits the upper half */
+    CHECK(a == 0 && d == 256, "setup: %ld %ld", a, d);
+    bk_buddy_free(&B, 0, 256, 5000);                 /* 256 dirty at 5000 */
+    bk_buddy_free(&B, 256, 1, 9000);                 /* 1 dirty at 9000: merges all */
+    /* 255 pages at 4000 (the split half), 1 at 9000, 256 at 5000 */
+    CHECK(bk_buddy_free_order_at(&B, 0) == 9 && B.freed_at[0] >= 4505 && B.freed_at[0] <= 4515,
+          "order %d stamped %u, want 9 at about 4510", bk_buddy_free_order_at(&B, 0),
+          B.freed_at[0]);
+    r = release_aged(8, 12, 6000, 1000, true, &log);
+    CHECK(r == 512, "idle block not released: %zu pages", r);
+    a = bk_buddy_alloc(&B, 512, 512, &z);
+    bk_buddy_free(&B, 0, 256, 5000);                 /* dirty again: 0..255 at 5000 */
+    bk_buddy_free(&B, 256, 256, 5000);
 
     /* a split keeps the parent's time: the half left free is as old */
     a = bk_buddy_alloc(&B, 256, 256, &z);            /* lower half of the order-9 block */
     CHECK(a == 0 && B.freed_at[256] == 5000, "split: at %ld, half stamped %u", a,
           B.freed_at[256]);
+    /* a block freed into clean space keeps its own time */
     /* the order range limits what is released: pieces below order 8 stay */
     bk_buddy_free(&B, 512, 4, 6000);                 /* 4 pages of c: order 2 at 512 */
     CHECK(bk_buddy_dirty_in_blocks(&B, 8) == 256 && B.dirty_free == 260,

@@ -73,15 +73,26 @@ void bk_buddy_init(struct bk_buddy *b, unsigned max_order)
     list_push(b, 0, max_order);
 }
 
-/* Free one aligned block of 2^order pages freed at `t`, merging upwards. */
+/* Free one aligned block of 2^order pages freed at `t`, merging upwards.
+ * The merged block's time is the mean free time of its dirty pages: a span
+ * freed beside a large block that has been idle for long barely moves the
+ * block's time, and a block freed into clean (released or never used)
+ * space keeps its own. */
 static void free_block(struct bk_buddy *b, size_t p, unsigned order, uint32_t t)
 {
+    size_t dirty = ((size_t)1 << order) - count_bits(b->clean, p, (size_t)1 << order);
     while (order < b->max_order) {
-        size_t buddy = p ^ ((size_t)1 << order);
+        size_t n = (size_t)1 << order, buddy = p ^ n;
         if (b->head_order[buddy] != order + 1)
             break;
+        size_t buddy_dirty = n - count_bits(b->clean, buddy, n);
+        if (buddy_dirty) {
+            int64_t delta = (int32_t)(b->freed_at[buddy] - t);
+            t += (uint32_t)(delta * (int64_t)buddy_dirty / (int64_t)(dirty + buddy_dirty));
+        }
+        dirty += buddy_dirty;
         list_remove(b, buddy, order);
-        p &= ~((size_t)1 << order);
+        p &= ~n;
         order++;
     }
     list_push(b, p, order);

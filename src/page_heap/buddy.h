@@ -20,11 +20,11 @@
  *    may keep their contents).  Allocated pages are neither.  dirty_free
  *    counts free pages that are not clean: what releasing would give back;
  *  - freed_at[p], at the head p of a free block, is the time (a caller's
- *    clock, milliseconds, compared modulo 2^32) its most recently freed
- *    part was freed: a merge stamps the merged block with the time of the
- *    free that caused it, and the halves of a split keep their parent's.
- *    Decay releases a block once it is old enough, so memory that is being
- *    reused never is.
+ *    clock, milliseconds, compared modulo 2^32) its dirty pages were freed,
+ *    on average: a merge takes the mean of its parts' times weighted by
+ *    their dirty pages, and the halves of a split keep their parent's.  Decay releases a block
+ *    once it is old enough, so memory that is being reused never is, and a
+ *    small span freed next to a long-idle block does not keep it resident.
  *
  * The structure is pure bookkeeping over page indices and never touches the
  * memory it describes, so tests drive it over a fake region. */

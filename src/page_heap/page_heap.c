@@ -193,11 +193,14 @@ static size_t release_blocks(struct bk_region *r, unsigned lo, unsigned hi, uint
 }
 
 /* More than dirty_max free and dirty: give back whole free hugepages, the
- * oldest first (three passes of falling age), until half of dirty_max is
- * left; if that is not enough (live spans scattered over many hugepages,
- * after a heap shrank), pieces of partly used hugepages the same way: the
- * heap is under pressure, so RSS comes before keeping hugepages whole.
- * When even that cannot get below dirty_max, the next shed waits until
+ * oldest first (passes of falling age), until half of dirty_max is left;
+ * if that is not enough (live spans scattered over many hugepages, after a
+ * heap shrank), pieces of partly used hugepages the same way: the heap is
+ * under pressure, so RSS comes before keeping hugepages whole.  Memory
+ * freed in the last quarter of decay_ms goes only when more sits free than
+ * is in use (the heap shrank): a steady heap that keeps more than the cap
+ * in flight reuses it, and releasing it would only make it fault back in.
+ * When all that cannot get below dirty_max, the next shed waits until
  * dirty memory has grown by another eighth of dirty_max or a tick has run,
  * so frees do not rescan the regions each time.  Lock held. */
 static void shed_orders(unsigned lo, unsigned hi, uint32_t now)
@@ -205,7 +208,8 @@ static void shed_orders(unsigned lo, unsigned hi, uint32_t now)
     size_t target = ph.cfg.dirty_max >> (BK_PAGE_SHIFT + 1);
     uint32_t decay = ph.cfg.decay_ms == BK_DECAY_NEVER ? 4000 : ph.cfg.decay_ms;
     uint32_t ages[3] = { decay, decay / 4, 0 };
-    for (unsigned i = 0; i < 3 && ph.dirty_pages > target; i++)
+    unsigned passes = ph.dirty_pages > ph.active_pages ? 3 : 2;
+    for (unsigned i = 0; i < passes && ph.dirty_pages > target; i++)
         for (struct bk_region *r = ph.regions; r && ph.dirty_pages > target; r = r->next)
             release_blocks(r, lo, hi, now, ages[i]);
 }
@@ -274,7 +278,7 @@ size_t bk_ph_decay(void)
     }
     /* Pressure: more than half the cap sits in pieces of partly used
      * hugepages. */
-    if (pieces > ph.cfg.dirty_max >> (BK_PAGE_SHIFT + 1))
+    if (pieces > ph.cfg.dirty_max >> (BK_PAGE_SHIFT + 3))
         for (struct bk_region *r = ph.regions; r; r = r->next)
             pages += release_blocks(r, 0, BK_HUGEPAGE_ORDER - 1, now,
                                     age == BK_DECAY_NEVER ? 0 : age);
