@@ -20,6 +20,11 @@ packages=(
     libmimalloc2.0 libmimalloc-dev
     # tests: valgrind, and the real programs of the preload tests
     valgrind gdb python3 git sqlite3
+    # tests: the servers and databases of the apps tests (tests/apps)
+    redis-server redis-tools
+    postgresql                  # initdb, pg_ctl, pgbench (postgresql-15)
+    libsqlite3-dev
+    memcached libmemcached-tools
 )
 # Plots: either tool will do; gnuplot-nox is the smaller.
 plot_alternatives=(gnuplot-nox python3-matplotlib)

@@ -6,7 +6,9 @@
  * that nothing, not even a static link, pulls in glibc's malloc.o.  Without
  * it (the brisk_core library the tests and sanitizer builds link), only the
  * prefixed names exist and the process keeps its own malloc. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <malloc.h>
 #include <stdbool.h>

@@ -29,7 +29,9 @@
  * included: brisk has no background thread).  Reads and writes are checked
  * as jemalloc checks them: a wrong *oldlenp is EINVAL (after copying what
  * fits), a write to a read-only name is EPERM. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* fopencookie */
+#endif
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,5 +1,7 @@
 /* Linux implementation of the OS layer (see os.h). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "os.h"
 
 #include <errno.h>
