@@ -625,6 +625,34 @@ static void test_realloc(void)
     CHECK(verify(l3, 700 * KIB, 5) == 700 * KIB, "regrown large block lost contents");
     brisk_free(l3);
 
+    /* growth without copying: a large block whose following pages are free
+     * grows where it is (doubling from 256 KiB up to 32 MiB, the buddy
+     * heap keeps the upper half of a split free), and a huge block is
+     * resized by mremap; contents survive either way, and the grown blocks
+     * free normally */
+    brisk_release_memory();
+    unsigned char *g = brisk_malloc(256 * KIB + 1);
+    REQUIRE(g != NULL);
+    fill(g, 256 * KIB + 1, 7);
+    unsigned in_place = 0, steps_done = 0;
+    size_t gsize = 256 * KIB + 1;
+    for (size_t n = 512 * KIB; n <= 256 * MIB; n *= 2) {
+        unsigned char *h = brisk_realloc(g, n);
+        REQUIRE(h != NULL);
+        in_place += h == g;
+        steps_done++;
+        CHECK(verify(h, gsize, 7) == gsize, "growth to %zu lost contents", n);
+        CHECK(brisk_malloc_usable_size(h) >= n, "grown to %zu: usable %zu", n,
+              brisk_malloc_usable_size(h));
+        fill(h, n, 7);
+        g = h;
+        gsize = n;
+    }
+    CHECK(in_place >= steps_done / 2, "only %u of %u growth steps kept the block in place",
+          in_place, steps_done);
+    CHECK(verify(g, gsize, 7) == gsize, "256 MiB block lost contents");
+    brisk_free(g);
+
     /* many small reallocs within one class stay valid */
     unsigned char *s = brisk_malloc(20);
     REQUIRE(s != NULL);

@@ -519,6 +519,38 @@ static void test_decay(void)
     CHECK(bk_buddy_old_enough(5, 5, 0), "age 0 must release at once");
 }
 
+/* Claiming an exact range (growing a block in place). */
+static void test_claim(void)
+{
+    bool z;
+    bk_buddy_init(&B, 10);
+    long a = bk_buddy_alloc(&B, 5, 1, &z);            /* 0..4, tail 5..7 back */
+    CHECK(a == 0, "setup: %ld", a);
+    CHECK(bk_buddy_claim(&B, 5, 3), "pages 5..7 free but not claimed");
+    check_invariants(&B, NULL, "after claiming 5..7");
+    CHECK(B.free_pages == 1024 - 8, "free_pages %u", B.free_pages);
+    /* a range reaching into used pages is refused, changing nothing */
+    long c = bk_buddy_alloc(&B, 1, 1, &z);            /* page 8 */
+    CHECK(c == 8, "page %ld", c);
+    CHECK(!bk_buddy_claim(&B, 6, 4), "claimed used pages");
+    CHECK(!bk_buddy_claim(&B, 9, 1020), "claimed past the end");
+    CHECK(B.free_pages == 1024 - 9, "refused claims changed free_pages: %u", B.free_pages);
+    check_invariants(&B, NULL, "after refused claims");
+    /* a range spanning several free blocks, leaving free parts on both
+     * sides with their times */
+    bk_buddy_free(&B, 0, 9, 700);                     /* all free again */
+    check_single_block(&B, "before the spanning claim");
+    CHECK(bk_buddy_claim(&B, 3, 300), "3..302 not claimed");
+    check_invariants(&B, NULL, "after claiming 3..302");
+    CHECK(bk_buddy_free_order_at(&B, 0) == 1 && bk_buddy_free_order_at(&B, 2) == 0,
+          "left part: orders %d %d", bk_buddy_free_order_at(&B, 0), bk_buddy_free_order_at(&B, 2));
+    CHECK(bk_buddy_free_order_at(&B, 303) == 0 && B.freed_at[303] == 700,
+          "right part at 303: order %d time %u", bk_buddy_free_order_at(&B, 303), B.freed_at[303]);
+    CHECK(B.dirty_free == 3, "dirty_free %u (pages 0..2 of the 9 used ones)", B.dirty_free);
+    bk_buddy_free(&B, 3, 300, 800);
+    check_single_block(&B, "after freeing the claimed range");
+}
+
 int main(void)
 {
     test_init();
@@ -531,5 +563,6 @@ int main(void)
     test_random(3, 5000);
     test_clean_dirty();
     test_decay();
+    test_claim();
     return check_report("test_buddy");
 }

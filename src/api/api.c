@@ -105,6 +105,9 @@ BK_EXPORT void *brisk_realloc(void *ptr, size_t size)
     }
     if (fits_in_place(s, size))
         return ptr;
+    void *grown = s->kind != BK_SPAN_SMALL && size > BK_SMALL_MAX ? bk_large_grow(s, size) : NULL;
+    if (grown)
+        return grown;
     size_t old = usable_size(s);
     void *q = bk_tc_malloc(size);
     if (!q)

@@ -56,6 +56,22 @@ bool bk_large_resize_in_place(struct bk_span *s, size_t new_size)
     return true;
 }
 
+void *bk_large_grow(struct bk_span *s, size_t new_size)
+{
+    if (new_size > PTRDIFF_MAX)
+        return NULL;
+    size_t bytes = bk_align_up(new_size, BK_PAGE_SIZE);
+    bool grown = s->kind == BK_SPAN_LARGE
+                     ? bytes <= BK_LARGE_MAX && bk_ph_grow_span(s, bytes >> BK_PAGE_SHIFT)
+                     : bytes > (s->npages << BK_PAGE_SHIFT) && bk_ph_remap_huge(s, bytes);
+    if (!grown)
+        return NULL;
+    bk_fetch_add(&live_bytes, new_size);
+    bk_fetch_sub(&live_bytes, s->requested);
+    s->requested = new_size;
+    return (void *)s->start;
+}
+
 size_t bk_large_live_bytes(void)
 {
     return bk_load_relaxed(&live_bytes);

@@ -20,6 +20,10 @@ BK_INTERNAL size_t bk_large_usable(const struct bk_span *s);
 /* Shrink in place when the new size needs fewer pages; false if the block
  * cannot hold new_size. */
 BK_INTERNAL bool bk_large_resize_in_place(struct bk_span *s, size_t new_size);
+/* Grow without copying when it can: a large block into the free pages
+ * after it, a huge block by mremap (which may move it).  Returns the
+ * block's (possibly new) address, or NULL when the caller must copy. */
+BK_INTERNAL void *bk_large_grow(struct bk_span *s, size_t new_size);
 BK_INTERNAL size_t bk_large_live_bytes(void);
 
 #endif

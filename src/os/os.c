@@ -56,6 +56,15 @@ void bk_os_unmap(void *p, size_t size)
     errno = saved;
 }
 
+void *bk_os_remap(void *p, size_t old_size, size_t new_size, void *at)
+{
+    int saved = errno;
+    void *q = at ? mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, at)
+                 : mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+    errno = saved;
+    return q == MAP_FAILED ? NULL : q;
+}
+
 bool bk_os_release(void *p, size_t size, bool lazy)
 {
     int saved = errno;

@@ -15,6 +15,9 @@
  * (a power of two, at least the system page). NULL on failure. */
 BK_INTERNAL void *bk_os_map(size_t size, size_t align);
 BK_INTERNAL void bk_os_unmap(void *p, size_t size);
+/* Resize a mapping, moving it if it must (mremap), or to exactly `at` when
+ * at != NULL; NULL on failure, when the old mapping is unchanged. */
+BK_INTERNAL void *bk_os_remap(void *p, size_t old_size, size_t new_size, void *at);
 /* Give the pages back to the kernel.  With lazy == false (MADV_DONTNEED)
  * they leave the resident set at once and read as zero when touched again;
  * with lazy == true (MADV_FREE) the kernel takes them only under memory

@@ -142,6 +142,48 @@ long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages, bool 
     return (long)p;
 }
 
+/* The free block holding page p: its head, and its order in *order; -1 if
+ * p is not free.  (A free block of order k holding p starts at p rounded
+ * down to 2^k, so one look per order finds it.) */
+static long block_holding(const struct bk_buddy *b, size_t p, unsigned *order)
+{
+    for (unsigned k = 0; k <= b->max_order; k++) {
+        size_t h = p & ~(((size_t)1 << k) - 1);
+        if (b->head_order[h] == k + 1) {
+            *order = k;
+            return (long)h;
+        }
+    }
+    return -1;
+}
+
+bool bk_buddy_claim(struct bk_buddy *b, size_t first, size_t npages)
+{
+    size_t end = first + npages;
+    unsigned k;
+    if (npages == 0 || end > ((size_t)1 << b->max_order))
+        return false;
+    for (size_t p = first; p < end; p = (size_t)block_holding(b, p, &k) + ((size_t)1 << k))
+        if (block_holding(b, p, &k) < 0)
+            return false;
+    size_t clean = count_bits(b->clean, first, npages);
+    for (size_t p = first; p < end;) {
+        size_t h = (size_t)block_holding(b, p, &k), n = (size_t)1 << k;
+        uint32_t t = b->freed_at[h];
+        list_remove(b, h, k);
+        if (h < first)
+            free_range(b, h, first - h, t);
+        if (h + n > end)
+            free_range(b, end, h + n - end, t);
+        p = h + n;
+    }
+    set_bits(b->clean, first, npages, false);
+    set_bits(b->zero, first, npages, false);
+    b->free_pages -= (uint32_t)npages;
+    b->dirty_free -= (uint32_t)(npages - clean);
+    return true;
+}
+
 void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages, uint32_t now)
 {
     b->free_pages += (uint32_t)npages;

@@ -74,6 +74,10 @@ BK_INTERNAL void bk_buddy_init(struct bk_buddy *b, unsigned max_order);
  * whether every allocated page was clean. */
 BK_INTERNAL long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages,
                                 bool *zeroed);
+/* Take exactly pages [first, first + npages) if all of them are free
+ * (growing a block in place); false, changing nothing, if any is not.  The
+ * parts of the free blocks around the range stay free, with their times. */
+BK_INTERNAL bool bk_buddy_claim(struct bk_buddy *b, size_t first, size_t npages);
 /* Free npages pages from page `first` at time `now` (they become dirty),
  * merging buddies. */
 BK_INTERNAL void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages, uint32_t now);

@@ -324,6 +324,56 @@ void bk_ph_shrink_span(struct bk_span *s, size_t new_npages)
     bk_unlock(&ph.lock);
 }
 
+bool bk_ph_grow_span(struct bk_span *s, size_t new_npages)
+{
+    if (s->kind != BK_SPAN_LARGE || new_npages <= s->npages)
+        return false;
+    bk_lock(&ph.lock);
+    struct bk_region *r = s->region;
+    size_t first = (s->start - r->base) >> BK_PAGE_SHIFT;
+    uint32_t dirty_before = r->buddy.dirty_free;
+    bool ok = first + new_npages <= BK_REGION_PAGES &&
+              bk_buddy_claim(&r->buddy, first + s->npages, new_npages - s->npages);
+    if (ok) {
+        ph.dirty_pages -= dirty_before - r->buddy.dirty_free;
+        ph.active_pages += new_npages - s->npages;
+        s->npages = new_npages;
+    }
+    bk_unlock(&ph.lock);
+    return ok;
+}
+
+bool bk_ph_remap_huge(struct bk_span *s, size_t new_bytes)
+{
+    size_t old_bytes = s->npages << BK_PAGE_SHIFT;
+    if (s->kind != BK_SPAN_HUGE)
+        return false;
+    /* Under the lock: the page map entry must never name a span whose
+     * mapping moved. */
+    bk_lock(&ph.lock);
+    void *q = bk_os_remap((void *)s->start, old_bytes, new_bytes, NULL);
+    if (q && (uintptr_t)q != s->start && !bk_pm_ensure((uintptr_t)q, BK_PAGE_SIZE)) {
+        /* No page map leaf for the new place: move it back where it was
+         * (the old range is free: the move unmapped it). */
+        if (!bk_os_remap(q, new_bytes, old_bytes, (void *)s->start)) {
+            static const char msg[] = "brisk: realloc(): a block moved by mremap could not "
+                                      "be moved back (out of memory)\n";
+            bk_os_write_stderr(msg, sizeof msg - 1);
+            bk_os_abort();
+        }
+        q = NULL;
+    }
+    if (q) {
+        bk_pm_set(s->start, 1, NULL, 0);
+        s->start = (uintptr_t)q;
+        bk_pm_set(s->start, 1, s, 0);
+        ph.huge_bytes += new_bytes - old_bytes;
+        s->npages = new_bytes >> BK_PAGE_SHIFT;
+    }
+    bk_unlock(&ph.lock);
+    return q != NULL;
+}
+
 struct bk_span *bk_ph_alloc_huge(size_t bytes, size_t align)
 {
     if (align < BK_PAGE_SIZE)

@@ -84,6 +84,13 @@ BK_INTERNAL struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, 
  * aligned to `align`. */
 BK_INTERNAL struct bk_span *bk_ph_alloc_huge(size_t bytes, size_t align);
 BK_INTERNAL void bk_ph_free_span(struct bk_span *s);
+/* Grow a large span in place to new_npages when the pages after it are
+ * free; false (nothing changed) when they are not. */
+BK_INTERNAL bool bk_ph_grow_span(struct bk_span *s, size_t new_npages);
+/* Resize a huge span's mapping to new_bytes (a multiple of the page size),
+ * moving it if the kernel must: the span's start may change.  False (and
+ * the span unchanged) when the kernel cannot. */
+BK_INTERNAL bool bk_ph_remap_huge(struct bk_span *s, size_t new_bytes);
 /* Give a large span's pages beyond new_npages back to the buddy heap. */
 BK_INTERNAL void bk_ph_shrink_span(struct bk_span *s, size_t new_npages);
 /* One decay step (see above); returns the bytes released. */
