@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run brisk's whole test suite with ctest:
-# the release build (unit, stress, preload, package and bench-smoke labels),
+# the release build (unit, stress, preload, package, apps and bench-smoke labels),
 # then the AddressSanitizer and ThreadSanitizer builds (label "sanitize").
 # Usage: scripts/test.sh [--no-sanitizers]
 set -euo pipefail
