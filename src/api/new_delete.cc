@@ -5,10 +5,29 @@
 // nothrow forms return nullptr where the throwing forms would throw.  Sized
 // and aligned deletes free like plain delete: brisk finds the size and
 // alignment from the page map.
+//
+// No libstdc++ dependency.  libbrisk.so is preloaded into C programs too,
+// and loading the C++ runtime into every one of them would cost each a
+// megabyte of RSS and its start-up time.  So every C++ runtime symbol this
+// file needs is a weak reference, bound when the process has libstdc++
+// (any program that can call operator new does) and null otherwise, and
+// the library links with the C driver (CMakeLists.txt builds this file as
+// an object library, so that CMake does not add the C++ runtime).
 #include <cstddef>
 #include <new>
 
 #include "internal_api.h"
+
+// The runtime entry points: the new-handler, the bad_alloc thrower, and what
+// the compiler's own code for catch (...) calls.
+namespace std {
+__attribute__((weak)) new_handler get_new_handler() noexcept;
+__attribute__((weak, noreturn)) void __throw_bad_alloc();
+}  // namespace std
+// The compiler emits these for catch (...); the assembler makes references
+// weak whatever their order in the file.
+asm(".weak __gxx_personality_v0\n.weak __cxa_begin_catch\n.weak __cxa_end_catch\n"
+    ".weak _Unwind_Resume");
 
 namespace {
 
@@ -18,9 +37,12 @@ void *allocate(std::size_t size, std::size_t align)
         void *p = align ? bk_api_aligned(align, size) : bk_api_malloc(size);
         if (__builtin_expect(p != nullptr, 1))
             return p;
-        std::new_handler handler = std::get_new_handler();
-        if (!handler)
-            throw std::bad_alloc();
+        std::new_handler handler = &std::get_new_handler ? std::get_new_handler() : nullptr;
+        if (!handler) {
+            if (&std::__throw_bad_alloc)
+                std::__throw_bad_alloc();
+            __builtin_trap();   // no C++ runtime, so no C++ caller either
+        }
         handler();
     }
 }
