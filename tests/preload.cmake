@@ -51,3 +51,25 @@ endforeach()
 # machine let them not compete with each other.
 set_tests_properties(preload.gcc preload.sort preload.git preload.python
   PROPERTIES RUN_SERIAL ON)
+
+# Regressions found in review (tests/regress/): the background thread
+# starting inside a refill of the list its creation allocates from, and a
+# C++ plugin dlopened by a C program running out of memory.
+add_executable(regress_bg_start ${CMAKE_CURRENT_SOURCE_DIR}/regress/bg_start.c)
+target_link_libraries(regress_bg_start PRIVATE brisk)
+target_compile_options(regress_bg_start PRIVATE -fno-builtin-malloc -fno-builtin-free)
+foreach(size 272 288 4096)
+  add_test(NAME regress.bg_start.${size} COMMAND regress_bg_start ${size})
+  set_tests_properties(regress.bg_start.${size} PROPERTIES LABELS "unit" TIMEOUT 60
+    ENVIRONMENT "BRISK_CONF=background_thread=1")
+endforeach()
+add_library(regress_plugin MODULE ${CMAKE_CURRENT_SOURCE_DIR}/regress/plugin.cc)
+set_target_properties(regress_plugin PROPERTIES PREFIX "" OUTPUT_NAME plugin)
+add_executable(regress_plugin_host ${CMAKE_CURRENT_SOURCE_DIR}/regress/plugin_host.c)
+target_link_libraries(regress_plugin_host PRIVATE ${CMAKE_DL_LIBS})
+add_dependencies(regress_plugin_host regress_plugin brisk)
+add_test(NAME regress.cxx_plugin_oom
+  COMMAND ${CMAKE_COMMAND} -E env LD_PRELOAD=$<TARGET_FILE:brisk>
+          $<TARGET_FILE:regress_plugin_host> $<TARGET_FILE:regress_plugin>)
+set_tests_properties(regress.cxx_plugin_oom PROPERTIES LABELS "preload" TIMEOUT 60
+  PASS_REGULAR_EXPRESSION "bad_alloc caught, nothrow null")

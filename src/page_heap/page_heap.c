@@ -278,7 +278,7 @@ size_t bk_ph_decay(void)
     }
     /* Pressure: more than half the cap sits in pieces of partly used
      * hugepages. */
-    if (pieces > ph.cfg.dirty_max >> (BK_PAGE_SHIFT + 3))
+    if (pieces > ph.cfg.dirty_max >> (BK_PAGE_SHIFT + 1))
         for (struct bk_region *r = ph.regions; r; r = r->next)
             pages += release_blocks(r, 0, BK_HUGEPAGE_ORDER - 1, now,
                                     age == BK_DECAY_NEVER ? 0 : age);

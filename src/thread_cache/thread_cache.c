@@ -231,7 +231,9 @@ static void trim_unused(struct bk_tcache *tc)
     tc->used[0] = tc->used[1] = 0;
 }
 
-/* Every refill and flush of a list passes here. */
+/* Every refill and flush of a list passes here, before it reads the list:
+ * a decay tick may start the background thread, whose creation allocates,
+ * and those allocations may refill or flush this very list. */
 static void note_slow_path(struct bk_tcache *tc, unsigned cls)
 {
     bk_decay_maybe();
@@ -246,7 +248,6 @@ static void note_slow_path(struct bk_tcache *tc, unsigned cls)
 
 static void *refill(struct bk_tcache *tc, unsigned cls)
 {
-    note_slow_path(tc, cls);
     grow(tc, cls);
     uint32_t batch = bk_classes[cls].batch;
     uint32_t want = tc->room[cls] + 1 < batch ? tc->room[cls] + 1 : batch;
@@ -276,8 +277,11 @@ static void *cache_alloc(unsigned cls)
     if (!tc)
         return central_one(cls);
     void **p = tc->head[cls];
-    if (!p)
-        return refill(tc, cls);
+    if (!p) {
+        note_slow_path(tc, cls);
+        if (!(p = tc->head[cls]))   /* (re-read: see note_slow_path) */
+            return refill(tc, cls);
+    }
     tc->head[cls] = p[0];
     tc->room[cls]++;
     p[1] = NULL;
