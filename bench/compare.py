@@ -1241,29 +1241,40 @@ def main(argv):
                          "instructions_per_pair": fastpath, "note": fastpath_note},
             "targets": [{"target": t, "measured": m_, "met": v} for t, m_, v in targets],
         }
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, args.json)
+        write_json(args.json, data)
+    smoke = (lambda: smoke_check(report, args, names, workloads, chart_error, total))
+    return finish("compare", args, report, ctx["elapsed_s"], runs, smoke, smoke_dir)
+
+
+def write_json(path, data):
+    """Write data as JSON to path, atomically (a temporary file, then rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def finish(tool, args, report, elapsed_s, runs, smoke_problems, smoke_dir):
+    """Write and print the report; the exit status: 1 when a run failed or,
+    with --smoke, when smoke_problems() lists a missing output."""
     if args.report:
         with open(args.report, "w") as f:
             f.write(report + "\n")
     print(report, flush=True)
-    log(f"compare: done in {ctx['elapsed_s']:.0f} s")
-
+    log(f"{tool}: done in {elapsed_s:.0f} s")
     status = 0
     if any(not r["ok"] for r in runs):
-        log("compare: some runs failed (see the report)")
+        log(f"{tool}: some runs failed (see the report)")
         status = 1
     if args.mode == "smoke":
-        problems = smoke_check(report, args, names, workloads, chart_error, total)
+        problems = smoke_problems()
         for p in problems:
-            log("compare --smoke: " + p)
+            log(f"{tool} --smoke: " + p)
         if problems:
             status = 1
         else:
-            log("compare --smoke: report, JSON" + (" and chart" if args.chart else "")
+            log(f"{tool} --smoke: report, JSON" + (" and chart" if args.chart else "")
                 + " produced")
         if smoke_dir:
             shutil.rmtree(smoke_dir, ignore_errors=True)

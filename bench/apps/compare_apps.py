@@ -1694,33 +1694,9 @@ def main(argv):
             "verdicts": [{"target": t, "measured": m_, "met": v, "note": n_}
                          for t, m_, v, n_ in ctx["verdicts"]],
         }
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, args.json)
-    if args.report:
-        with open(args.report, "w") as f:
-            f.write(report + "\n")
-    print(report, flush=True)
-    log(f"compare_apps: done in {ctx['elapsed_s']:.0f} s")
-
-    status = 0
-    if any(not r["ok"] for r in runs):
-        log("compare_apps: some runs failed (see the report)")
-        status = 1
-    if args.mode == "smoke":
-        problems = smoke_check(report, args, servers, names, ctx, chart_error)
-        for p_ in problems:
-            log("compare_apps --smoke: " + p_)
-        if problems:
-            status = 1
-        else:
-            log("compare_apps --smoke: report, JSON" + (" and chart" if args.chart else "")
-                + " produced")
-        if smoke_dir:
-            shutil.rmtree(smoke_dir, ignore_errors=True)
-    return status
+        C.write_json(args.json, data)
+    smoke = (lambda: smoke_check(report, args, servers, names, ctx, chart_error))
+    return C.finish("compare_apps", args, report, ctx["elapsed_s"], runs, smoke, smoke_dir)
 
 
 def smoke_check(report, args, servers, names, ctx, chart_error):
