@@ -15,12 +15,55 @@
 
 static struct bk_span spans[4];
 
+/* The class byte the free() fast path sees for a: the window's byte, or 0
+ * (slow path) outside the window. */
+static unsigned fast_class(uintptr_t a)
+{
+    uintptr_t w = bk_pm_window_index(a);
+    return w < BK_PM_WINDOW_PAGES ? bk_pm_window[w] : 0;
+}
+
+static size_t window_nonzero(void)
+{
+    size_t n = 0;
+    for (uintptr_t i = 0; i < BK_PM_WINDOW_PAGES; i++)
+        n += bk_pm_window[i] != 0;
+    return n;
+}
+
+/* Before the first ensure the window holds no address at all: every
+ * lookup, NULL and the top of memory included, is outside it. */
+static void test_window_unplaced(void)
+{
+    const uintptr_t probe[] = { 0, 4096, 0x400000, 0x300000000000ull, TOP - 1, TOP,
+                                UINTPTR_MAX, (uintptr_t)1 << 63 };
+    for (unsigned i = 0; i < sizeof probe / sizeof probe[0]; i++)
+        CHECK(bk_pm_window_index(probe[i]) >= BK_PM_WINDOW_PAGES,
+              "%#lx is inside the unplaced window", (unsigned long)probe[i]);
+}
+
 static void test_set_clear(void)
 {
     uintptr_t base = 0x300000000000ull;          /* 48 TiB: far from anything */
     CHECK(bk_pm_class(base) == 0 && bk_pm_span(base) == NULL, "no leaf yet, yet an entry");
     REQUIRE(bk_pm_ensure(base, 64 * PG), "ensure failed");
     CHECK(bk_pm_root[base >> BK_PM_LEAF_SHIFT] != NULL, "leaf not published");
+    /* the first ensure placed the window: base sits 16 GiB below its top,
+     * on a 64 MiB boundary */
+    uintptr_t wstart = bk_pm_window_first << BK_PAGE_SHIFT;
+    uintptr_t wend = wstart + (BK_PM_WINDOW_PAGES << BK_PAGE_SHIFT);
+    CHECK(wstart % (64u << 20) == 0, "window start %#lx not 64 MiB aligned",
+          (unsigned long)wstart);
+    CHECK(base >= wstart && wend - base <= BK_PM_WINDOW_ABOVE + (64u << 20) &&
+              wend - base >= BK_PM_WINDOW_ABOVE,
+          "window [%#lx, %#lx) badly placed around %#lx", (unsigned long)wstart,
+          (unsigned long)wend, (unsigned long)base);
+    CHECK(bk_pm_window_index(wstart - 1) >= BK_PM_WINDOW_PAGES &&
+              bk_pm_window_index(wend) >= BK_PM_WINDOW_PAGES &&
+              bk_pm_window_index(wstart) == 0 &&
+              bk_pm_window_index(wend - 1) == BK_PM_WINDOW_PAGES - 1,
+          "window edges");
+    CHECK(window_nonzero() == 0, "fresh window not empty");
     for (uintptr_t a = base; a < base + 64 * PG; a += PG / 2)
         CHECK_LIMITED(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL,
                       "fresh leaf not empty at %#lx", (unsigned long)a);
@@ -32,7 +75,10 @@ static void test_set_clear(void)
                       (unsigned long)(a - base), bk_pm_class(a));
         CHECK_LIMITED(bk_pm_span(a) == (in ? &spans[0] : NULL), "span at +%#lx",
                       (unsigned long)(a - base));
+        CHECK_LIMITED(fast_class(a) == bk_pm_class(a), "window class at +%#lx: %u",
+                      (unsigned long)(a - base), fast_class(a));
     }
+    CHECK(window_nonzero() == 8, "window holds %zu classed pages, want 8", window_nonzero());
     /* overwrite part of it, then clear part of it */
     bk_pm_set(base + 8 * PG, 2, &spans[1], 96);
     CHECK(bk_pm_class(base + 7 * PG + PG - 1) == 17, "page 7 lost its class");
@@ -40,10 +86,13 @@ static void test_set_clear(void)
           "overwrite not visible");
     CHECK(bk_pm_class(base + 10 * PG) == 17 && bk_pm_span(base + 10 * PG) == &spans[0],
           "page 10 changed by an overwrite of 8..9");
+    CHECK(fast_class(base + 8 * PG) == 96 && fast_class(base + 7 * PG) == 17,
+          "window not overwritten like the tree");
     bk_pm_set(base + 4 * PG, 8, NULL, 0);
     for (uintptr_t a = base; a < base + 64 * PG; a += PG)
         CHECK_LIMITED(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL, "not cleared at +%#lx",
                       (unsigned long)(a - base));
+    CHECK(window_nonzero() == 0, "window not cleared");
 
     /* a large span: only its first page, class 0 */
     bk_pm_set(base + 32 * PG, 1, &spans[2], 0);
@@ -105,6 +154,29 @@ static void test_leaf_boundaries(void)
     for (int i = 0; i < 3; i++)
         CHECK(bk_pm_root[(s3 >> BK_PM_LEAF_SHIFT) + (uintptr_t)i] != NULL, "leaf %d missing", i);
     CHECK(bk_pm_class(s3 + GIB / 2) == 0, "middle leaf not empty");
+
+    /* these ranges lie outside the window (placed by test_set_clear at 48
+     * TiB): the tree has their classes, the fast path sees 0, and nothing
+     * was written into the window for them */
+    bk_pm_set(s3, 4, &spans[0], 11);
+    CHECK(bk_pm_class(s3) == 11 && fast_class(s3) == 0 && window_nonzero() == 0,
+          "a page outside the window reached it");
+    bk_pm_set(s3, 4, NULL, 0);
+}
+
+/* A page at the window's last slot and one just past it. */
+static void test_window_edges(void)
+{
+    uintptr_t wend = (bk_pm_window_first + BK_PM_WINDOW_PAGES) << BK_PAGE_SHIFT;
+    REQUIRE(bk_pm_ensure(wend - 2 * PG, 4 * PG), "ensure at the window's end");
+    bk_pm_set(wend - 2 * PG, 4, &spans[1], 21);
+    CHECK(fast_class(wend - PG) == 21 && fast_class(wend - 2 * PG) == 21,
+          "last window pages: %u %u", fast_class(wend - 2 * PG), fast_class(wend - PG));
+    CHECK(fast_class(wend) == 0 && bk_pm_class(wend) == 21, "page past the window");
+    CHECK(bk_pm_window[BK_PM_WINDOW_PAGES - 1] == 21 && window_nonzero() == 2,
+          "window slots written: %zu", window_nonzero());
+    bk_pm_set(wend - 2 * PG, 4, NULL, 0);
+    CHECK(window_nonzero() == 0, "window end not cleared");
 }
 
 static void test_limits(void)
@@ -149,9 +221,11 @@ static void test_null(void)
 
 int main(void)
 {
+    test_window_unplaced();
     test_set_clear();
     test_leaf_boundaries();
     test_limits();
     test_null();
+    test_window_edges();
     return check_report("test_page_map");
 }

@@ -11,6 +11,7 @@
 #include "brisk.h"
 #include "core/options.h"
 #include "core/size_class.h"
+#include "page_heap/page_map.h"
 #include "check.h"
 
 #define BUDGET (bk_options[BK_OPT_tcache_max_bytes].def)
@@ -256,6 +257,40 @@ static void test_cross_thread(void)
           st.cached_bytes);
 }
 
+/* Small blocks on pages outside the page map's window (a heap that grew past
+ * it) reach free() with class 0 in the window: the slow path must find
+ * their class in the tree and cache them like any other, and still catch a
+ * double free.  Simulated by clearing the window byte of a live block's
+ * page for the duration of the test. */
+static void test_outside_window(void)
+{
+    void *keep = brisk_malloc(48);             /* holds the span */
+    void *p = brisk_malloc(48);
+    REQUIRE(keep != NULL && p != NULL);
+    uintptr_t w = bk_pm_window_index((uintptr_t)p);
+    CHECK(w < BK_PM_WINDOW_PAGES, "a fresh small block %p is outside the window", p);
+    if (w >= BK_PM_WINDOW_PAGES) {
+        brisk_free(p);
+        brisk_free(keep);
+        return;
+    }
+    uint8_t cls = bk_pm_window[w];
+    CHECK(cls == bk_size_to_class(48), "window class %u, want %u", cls, bk_size_to_class(48));
+    stats();
+    size_t cached = st.classes[class_index(48)].cached_objects;
+    bk_pm_window[w] = 0;
+    brisk_free(p);
+    stats();
+    CHECK(st.classes[class_index(48)].cached_objects == cached + 1,
+          "a slow-path free was not cached (%zu -> %zu)", cached,
+          st.classes[class_index(48)].cached_objects);
+    void *q = brisk_malloc(48);
+    CHECK(q == p, "the cached block did not come back: %p, want %p", q, p);
+    bk_pm_window[w] = cls;
+    brisk_free(q);
+    brisk_free(keep);
+}
+
 int main(void)
 {
     brisk_free(brisk_malloc(1));   /* initialise */
@@ -265,6 +300,7 @@ int main(void)
         return 1;
     }
     test_budget();
+    test_outside_window();
     test_thread_exit();
     test_cross_thread();
     test_budget();                  /* the cache is still bounded after all that */

@@ -24,8 +24,14 @@
  * batch = clamp(64 KiB / size, 2, 32) objects: big enough to amortise the
  * central lock for small objects, small enough that a batch of large ones
  * does not pin megabytes.  A thread cache keeps at most
- * cache_max = max(2 * batch, min(1024, 256 KiB / size)) objects of a class,
- * and a per-thread byte budget caps the sum (thread_cache.c). */
+ *
+ *     cache_max = max(2 * batch, min(1024, max(256 KiB / size,
+ *                                              min(128, 1 MiB / size))))
+ *
+ * objects of a class: 256 KiB worth of small objects, but room for a burst
+ * of 128 objects up to 8 KiB (a loop that allocates 100 buffers of 8 KiB and
+ * frees them must not go to the central lists every time), and a per-thread
+ * byte budget caps the sum (thread_cache.c). */
 #include "size_class.h"
 #include "../page_heap/span.h"
 
@@ -60,7 +66,10 @@ static void derive_class(unsigned cls)
     ci->span_pages = (uint32_t)(span >> BK_PAGE_SHIFT);
     ci->objects = (uint32_t)(span / size);
     ci->batch = (uint16_t)batch;
-    uint32_t cap = 262144u / size < 1024 ? 262144u / size : 1024;
+    uint32_t cap = 262144u / size;
+    uint32_t mid = 1048576u / size < 128 ? 1048576u / size : 128;
+    cap = cap > mid ? cap : mid;
+    cap = cap < 1024 ? cap : 1024;
     ci->cache_max = (uint16_t)(cap > 2 * batch ? cap : 2 * batch);
     /* floor(2^64 / size) + 1; 2^64 itself is not representable, so count
      * with 2^64 - 1 and add the one it misses when size divides 2^64. */

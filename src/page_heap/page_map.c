@@ -3,7 +3,19 @@
 #include "../os/os.h"
 
 struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
+uintptr_t bk_pm_window_first = (UINTPTR_MAX >> BK_PAGE_SHIFT) + 1;   /* above every page */
+uint8_t bk_pm_window[BK_PM_WINDOW_PAGES];
 static size_t leaf_bytes_mapped;
+
+/* Place the window so that addr lies BK_PM_WINDOW_ABOVE below its top (or
+ * as high as it can when addr is low), on a 64 MiB boundary. */
+static void place_window(uintptr_t addr)
+{
+    uintptr_t below = ((uintptr_t)1 << BK_PM_WINDOW_SHIFT) - BK_PM_WINDOW_ABOVE;
+    uintptr_t base = addr > below ? addr - below : 0;
+    base &= ~(((uintptr_t)64 << 20) - 1);
+    bk_store_relaxed(&bk_pm_window_first, base >> BK_PAGE_SHIFT);
+}
 
 bool bk_pm_ensure(uintptr_t addr, size_t len)
 {
@@ -21,6 +33,8 @@ bool bk_pm_ensure(uintptr_t addr, size_t len)
         leaf_bytes_mapped += sizeof *leaf;
         bk_store_release(&bk_pm_root[i], leaf);
     }
+    if (bk_pm_window_first > (UINTPTR_MAX >> BK_PAGE_SHIFT))
+        place_window(addr);
     return true;
 }
 
@@ -32,6 +46,9 @@ void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls)
         size_t idx = bk_pm_index(a);
         bk_store_relaxed(&leaf->cls[idx], (uint8_t)cls);
         bk_store_relaxed(&leaf->span[idx], s);
+        uintptr_t w = bk_pm_window_index(a);
+        if (w < BK_PM_WINDOW_PAGES)
+            bk_store_relaxed(&bk_pm_window[w], (uint8_t)cls);
     }
 }
 

@@ -10,8 +10,22 @@
  * the pointer).  Entries are written under the page heap lock.
  *
  * Class 0 means "not a small object": a large or huge span's first page, or
- * memory brisk does not own.  The fast path of free() reads only the class
- * byte; everything else goes to the slow path. */
+ * memory brisk does not own.
+ *
+ * The window.  The fast path of free() reads only a class byte, and not from
+ * the tree (two dependent loads and a null test) but from a flat array,
+ * bk_pm_window: one byte per page of a fixed 128 GiB window of address space,
+ * 16 MiB of BSS of which only the pages describing mapped memory are ever
+ * touched (8 KiB per 64 MiB region).  The window is placed once, around the
+ * first range the page heap maps, with 16 GiB above it and 112 GiB below:
+ * the kernel places new mappings top-down, each just below the previous
+ * one, so the regions of all but enormous heaps (or programs that map tens
+ * of GiB of their own in between) land inside it.  A page outside the
+ * window reads as class 0 in the fast path and its free goes to the slow
+ * path, which uses the tree: slower, never wrong.  Before it is placed the
+ * window starts above every possible page number, so it holds nothing, and
+ * once placed it never moves; a reader that sees the old position only
+ * misses the fast path. */
 #ifndef BRISK_PAGE_MAP_H
 #define BRISK_PAGE_MAP_H
 
@@ -30,6 +44,23 @@ struct bk_pm_leaf {
 };
 
 extern BK_INTERNAL struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
+
+#define BK_PM_WINDOW_SHIFT 37                                  /* 128 GiB */
+#define BK_PM_WINDOW_PAGES ((uintptr_t)1 << (BK_PM_WINDOW_SHIFT - BK_PAGE_SHIFT))
+#define BK_PM_WINDOW_ABOVE ((uintptr_t)16 << 30)               /* room above the first range */
+
+extern BK_INTERNAL uintptr_t bk_pm_window_first;               /* page number of its first page */
+extern BK_INTERNAL uint8_t bk_pm_window[BK_PM_WINDOW_PAGES];
+
+/* Index of addr's page in the window: BK_PM_WINDOW_PAGES or more (the
+ * subtraction wraps) when addr lies outside it.  A plain read, so that it
+ * folds into the subtraction: bk_pm_window_first is written once, when the
+ * page heap maps its first range, and a free of a pointer brisk returned
+ * happens after that. */
+BK_FAST_PATH uintptr_t bk_pm_window_index(uintptr_t addr)
+{
+    return (addr >> BK_PAGE_SHIFT) - bk_pm_window_first;
+}
 
 static inline struct bk_pm_leaf *bk_pm_leaf_of(uintptr_t addr)
 {
@@ -60,7 +91,8 @@ static inline struct bk_span *bk_pm_span(uintptr_t addr)
 }
 
 /* Make sure leaves exist for [addr, addr + len); false if out of memory or
- * outside the mapped address space.  Caller holds the page heap lock. */
+ * outside the mapped address space.  The first successful call places the
+ * window around addr.  Caller holds the page heap lock. */
 BK_INTERNAL bool bk_pm_ensure(uintptr_t addr, size_t len);
 /* Point npages pages from addr at span s with class cls (s may be NULL and
  * cls 0 to clear).  Leaves must exist.  Caller holds the page heap lock. */
