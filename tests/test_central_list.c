@@ -31,7 +31,7 @@ static unsigned take(unsigned cls, unsigned stripe, unsigned want, struct pool *
 {
     const struct bk_class_info *ci = &bk_classes[cls];
     void *chain = (void *)0x1;
-    unsigned got = bk_central_take(cls, stripe, want, &chain);
+    unsigned got = bk_central_take(cls, stripe, want, want, &chain);
     CHECK(got == want, "class %u: took %u of %u", cls, got, want);
     unsigned walked = 0;
     for (void *p = chain; p && walked < got + 1; p = *(void **)p) {

@@ -194,6 +194,22 @@ static void *bad_span_tail(void)
     return (void *)(s->start + (uintptr_t)ci->objects * ci->size);
 }
 
+/* An object slot of a live span on a page not carved yet: spans are carved
+ * a page at a time, and a process's first 4 KiB allocation carves only the
+ * span's first page (two objects), so slot 12 (page 6 of 8) was never handed
+ * out and its page has class 0. */
+static void *bad_uncarved_slot(void)
+{
+    char *p = brisk_malloc(4096);
+    struct bk_span *s = bk_pm_span((uintptr_t)p);
+    uintptr_t slot = s ? s->start + 12 * 4096 : 0;
+    if (!s || s->npages < 8 || slot < s->carved) {
+        fprintf(stderr, "setup: the 4 KiB span is carved past slot 12\n");
+        _exit(3);
+    }
+    return (void *)slot;
+}
+
 /* A large block already freed: its span is gone (the first page no longer
  * maps to anything), so the second free is an invalid pointer. */
 static void *bad_freed_large(void)
@@ -218,6 +234,8 @@ static const struct bad_case {
     { "free(large block + 5 pages)", bad_large_later_page, FREE },
     { "free(huge block + 1 MiB)", bad_huge_middle, FREE },
     { "free(tail of a small span)", bad_span_tail, FREE },
+    { "free(slot on a page of a span not carved yet)", bad_uncarved_slot, FREE },
+    { "malloc_usable_size(slot on a page not carved yet)", bad_uncarved_slot, USABLE },
     { "free(large block already freed)", bad_freed_large, FREE },
     { "free_sized(middle of a small block)", bad_small_middle, FREE_SIZED },
     { "realloc(stack pointer)", bad_stack, REALLOC },
@@ -414,8 +432,9 @@ static void freed_usable(void *arg)
     (void)brisk_malloc_usable_size(p);
 }
 
-/* A "free" of an object slot of a live span that was never handed out:
- * spans are carved with every slot marked free, so this is a double free. */
+/* A "free" of an object slot of a live span that was never handed out, on a
+ * page that is carved (the 64-byte class's span is one page): carving marks
+ * every slot free, so this is a double free. */
 static void df_never_handed_out(void *arg)
 {
     (void)arg;

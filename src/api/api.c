@@ -39,7 +39,7 @@ static struct bk_span *owned_span(void *ptr, const char *call)
 {
     uintptr_t a = (uintptr_t)ptr;
     struct bk_span *s = bk_pm_span(a);
-    if (!s || (s->kind == BK_SPAN_SMALL ? !bk_on_object_boundary(s->cls, a) : a != s->start))
+    if (!s || (s->kind == BK_SPAN_SMALL ? !bk_central_owns(s, a) : a != s->start))
         bk_fatal_pointer(call, "invalid pointer", ptr);
     if (s->kind == BK_SPAN_SMALL && bk_has_free_mark(ptr))
         bk_fatal_pointer(call, "pointer to a freed block", ptr);

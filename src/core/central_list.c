@@ -105,17 +105,27 @@ static void partial_remove(struct bk_central *c, struct bk_span *s)
     s->in_partial = 0;
 }
 
-/* Carve every object of a new span onto its free list, marked free. */
-static void carve(struct bk_span *s, const struct bk_class_info *ci)
+/* Carve the next page of a span whose free list is empty: the objects that
+ * start on it go onto the free list in address order, each with its free
+ * mark, and the page gets its class byte, which lets free()'s fast path
+ * accept pointers into it.  False when every page is carved. */
+static bool carve_page(struct bk_span *s, unsigned cls, const struct bk_class_info *ci)
 {
+    uintptr_t page = s->carved, end = s->start + (uintptr_t)ci->objects * ci->size;
+    if (page >= end)
+        return false;
+    uintptr_t next = page + BK_PAGE_SIZE;
+    uintptr_t p = s->start + (page - s->start + ci->size - 1) / ci->size * ci->size;
     void **link = &s->freelist;
-    for (uintptr_t p = s->start, end = s->start + (uintptr_t)ci->objects * ci->size; p < end;
-         p += ci->size) {
+    for (; p < next && p < end; p += ci->size) {
         *link = (void *)p;
         link = (void **)p;
         bk_set_free_mark((void *)p);
     }
     *link = NULL;
+    bk_pm_set_class(page, cls);
+    bk_store_relaxed(&s->carved, next);
+    return true;
 }
 
 static struct bk_span *new_span(struct bk_central *c, unsigned cls)
@@ -125,15 +135,18 @@ static struct bk_span *new_span(struct bk_central *c, unsigned cls)
     if (!s)
         return NULL;
     s->used = 0;
-    carve(s, ci);
+    s->freelist = NULL;
+    s->carved = s->start;
     c->spans++;
     c->free_in_spans += ci->objects;
     partial_push(c, s);
     return s;
 }
 
-static void *span_pop(struct bk_span *s)
+static void *span_pop(struct bk_span *s, unsigned cls, const struct bk_class_info *ci)
 {
+    while (!s->freelist && carve_page(s, cls, ci))
+        ;
     void *p = s->freelist;
     if (p) {
         s->freelist = *(void **)p;
@@ -153,7 +166,7 @@ static unsigned take_from_spans(struct bk_central *c, unsigned cls, unsigned wan
         if (!s)
             break;
         void *p;
-        while (n < want && (p = span_pop(s)) != NULL) {
+        while (n < want && (p = span_pop(s, cls, ci)) != NULL) {
             *link = p;
             link = (void **)p;
             n++;
@@ -236,18 +249,19 @@ static int stripe_push(struct bk_central *c, struct bk_stripe *st, void *first, 
     }
 }
 
-unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **chain)
+unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, unsigned max,
+                         void **chain)
 {
     struct bk_central *c = &centrals[cls];
-    if (want == bk_classes[cls].batch) {
+    if (max == bk_classes[cls].batch) {
         /* Own stripe first, then the others: a consumer thread flushes to
          * its stripe what a producer on another stripe needs next. */
         for (unsigned i = 0; i < nstripes; i++) {
             struct bk_stripe *st = &c->stripes[(stripe + i) & (nstripes - 1)];
             void *first;
-            if (bk_load_relaxed(&st->nbatches) != 0 && (first = stripe_pop(st, want)) != NULL) {
+            if (bk_load_relaxed(&st->nbatches) != 0 && (first = stripe_pop(st, max)) != NULL) {
                 *chain = first;
-                return want;
+                return max;
             }
         }
     }

@@ -23,20 +23,29 @@
  *    the program stops using a class.
  *
  *  - spans: under the class lock, the spans of this class that have free
- *    objects (the partial list).  A new span is carved at once into a free
- *    list of all its objects in address order, each with its free mark, so
- *    that every object slot is at all times either free and marked or
- *    handed out.  Objects go back onto the free list of the span the page
- *    map names, and a span whose objects are all back returns to the page
- *    heap at once.
+ *    objects (the partial list).  A span is carved lazily, one page at a
+ *    time, when its free list runs empty: the objects that start on the
+ *    page go onto the free list in address order, each with its free mark,
+ *    and only then does the page get its class byte in the page map.  So
+ *    every object slot below s->carved is at all times either free and
+ *    marked or handed out, and every slot above it was never handed out:
+ *    free() of such a slot finds class 0 and is rejected by the slow path
+ *    (bk_central_owns).  A program that uses a few objects of a class
+ *    touches the pages of those objects, not a whole span: a span of 4 KiB
+ *    objects is 64 KiB.  Objects go back onto the free list of the span the
+ *    page map names, and a span whose objects are all back returns to the
+ *    page heap at once.
  *
  * Lock order: stripe lock, then class lock, then page heap lock. */
 #ifndef BRISK_CENTRAL_LIST_H
 #define BRISK_CENTRAL_LIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "../os/compiler.h"
+#include "../page_heap/span.h"
+#include "size_class.h"
 
 struct bk_central_stats {
     size_t spans;           /* spans of the class */
@@ -45,11 +54,22 @@ struct bk_central_stats {
     size_t in_stripes;      /* objects in batches on the stripes */
 };
 
+/* Whether a is an object of small span s that may have been handed out:
+ * on an object boundary, on a carved page.  Read without the class lock
+ * (s->carved only grows while the span lives). */
+static inline bool bk_central_owns(const struct bk_span *s, uintptr_t a)
+{
+    return bk_on_object_boundary(s->cls, a) && a < bk_load_relaxed(&s->carved);
+}
+
 BK_INTERNAL void bk_central_init(unsigned nstripes);
 BK_INTERNAL unsigned bk_central_stripes(void);
-/* Take up to `want` objects of class cls as a NULL-terminated chain through
- * word 0; returns how many (0 only when out of memory). */
-BK_INTERNAL unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, void **chain);
+/* Take objects of class cls as a NULL-terminated chain through word 0:
+ * a whole parked batch when max is the class's batch and a stripe has one
+ * (those objects are resident already), else up to `want` (<= max) from
+ * the spans.  Returns how many (0 only when out of memory). */
+BK_INTERNAL unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, unsigned max,
+                                     void **chain);
 /* Give back n objects chained through word 0 from first to last (whose
  * word 0 is NULL). */
 BK_INTERNAL void bk_central_give(unsigned cls, unsigned stripe, void *first, void *last,

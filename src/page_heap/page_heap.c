@@ -162,7 +162,7 @@ struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls
     s->kind = cls ? BK_SPAN_SMALL : BK_SPAN_LARGE;
     s->cls = (uint8_t)cls;
     s->zeroed = zeroed;
-    bk_pm_set(s->start, cls ? npages : 1, s, cls);
+    bk_pm_set(s->start, cls ? npages : 1, s, 0);
     ph.active_pages += npages;
     if (bk_unlikely(!ph.heap_busy && ph.active_pages > BK_BUSY_HEAP_PAGES))
         heap_became_busy();

@@ -77,8 +77,9 @@ BK_INTERNAL void bk_ph_configure(const struct bk_ph_config *cfg);
 /* The clock decay reads (milliseconds); tests inject their own. */
 BK_INTERNAL void bk_ph_set_clock(uint64_t (*now_ms)(void));
 /* A span of npages pages aligned to align_pages pages.  cls != 0 makes a
- * small span (every page mapped to it and to its class); cls == 0 a large
- * span (first page mapped, class 0).  NULL when out of memory. */
+ * small span (every page mapped to it, with class 0 until its owner carves
+ * the page: bk_pm_set_class); cls == 0 a large span (first page mapped,
+ * class 0).  NULL when out of memory. */
 BK_INTERNAL struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls);
 /* A span with its own mapping of `bytes` (a multiple of the page size),
  * aligned to `align`. */

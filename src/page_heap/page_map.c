@@ -52,6 +52,14 @@ void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls)
     }
 }
 
+void bk_pm_set_class(uintptr_t addr, unsigned cls)
+{
+    bk_store_relaxed(&bk_pm_root[addr >> BK_PM_LEAF_SHIFT]->cls[bk_pm_index(addr)], (uint8_t)cls);
+    uintptr_t w = bk_pm_window_index(addr);
+    if (w < BK_PM_WINDOW_PAGES)
+        bk_store_relaxed(&bk_pm_window[w], (uint8_t)cls);
+}
+
 size_t bk_pm_metadata_bytes(void)
 {
     return leaf_bytes_mapped;

@@ -97,6 +97,11 @@ BK_INTERNAL bool bk_pm_ensure(uintptr_t addr, size_t len);
 /* Point npages pages from addr at span s with class cls (s may be NULL and
  * cls 0 to clear).  Leaves must exist.  Caller holds the page heap lock. */
 BK_INTERNAL void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls);
+/* Set the class byte of one page of a small span that is handed out (its
+ * span entries are set).  The span's owner (its central list) calls this
+ * as it carves the page, under the class lock: the page heap does not
+ * touch the entries of a span while it is handed out. */
+BK_INTERNAL void bk_pm_set_class(uintptr_t addr, unsigned cls);
 /* Bytes of leaves mapped (metadata statistics). */
 BK_INTERNAL size_t bk_pm_metadata_bytes(void);
 

@@ -43,6 +43,9 @@ struct bk_span {
     /* Small spans: owned by the central list of `cls`, under its lock. */
     uint32_t used;              /* objects out of the span (caches + program) */
     void *freelist;             /* free objects, linked through word 0 */
+    uintptr_t carved;           /* objects starting below this page boundary
+                                   have been carved; grows; written under the
+                                   class lock, read by free's slow path */
     struct bk_span *prev, *next;
 
     /* Large and huge spans: bytes the program asked for (for statistics). */

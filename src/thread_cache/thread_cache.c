@@ -246,13 +246,25 @@ static void note_slow_path(struct bk_tcache *tc, unsigned cls)
     tc->used[cls >> 6] |= 1ull << (cls & 63);
 }
 
+/* Slow start: a thread's first refills of a class take 1, 2, 4, ... objects
+ * from the spans, up to a batch, so a thread (or a whole process, like a
+ * database backend) that uses a few objects of many classes does not carve
+ * and touch a batch of each.  Parked batches, resident already, are taken
+ * whole from the start. */
+#define BK_SLOW_START_FILLS 6
+
 static void *refill(struct bk_tcache *tc, unsigned cls)
 {
     grow(tc, cls);
     uint32_t batch = bk_classes[cls].batch;
-    uint32_t want = tc->room[cls] + 1 < batch ? tc->room[cls] + 1 : batch;
+    uint32_t max = tc->room[cls] + 1 < batch ? tc->room[cls] + 1 : batch;
+    uint32_t want = max;
+    if (tc->fills[cls] < BK_SLOW_START_FILLS) {
+        uint32_t start = 1u << tc->fills[cls]++;
+        want = start < max ? start : max;
+    }
     void **chain;
-    uint32_t n = bk_central_take(cls, tc->stripe, want, (void **)&chain);
+    uint32_t n = bk_central_take(cls, tc->stripe, want, max, (void **)&chain);
     if (!n)
         return NULL;
     tc->head[cls] = chain[0];
@@ -265,7 +277,7 @@ static void *central_one(unsigned cls)
 {
     void **p;
     bk_decay_maybe();
-    if (!bk_central_take(cls, 0, 1, (void **)&p))
+    if (!bk_central_take(cls, 0, 1, 1, (void **)&p))
         return NULL;
     p[1] = NULL;
     return p;
@@ -355,7 +367,7 @@ void bk_tc_free_slow(void *ptr)
     }
     unsigned cls = s->cls;
     void **p = ptr;
-    if (!bk_on_object_boundary(cls, a))
+    if (!bk_central_owns(s, a))
         bk_fatal_pointer("free", "invalid pointer", ptr);
     if ((uintptr_t)p[1] == bk_free_mark(a))
         bk_fatal_pointer("free", "double free of", ptr);

@@ -44,6 +44,7 @@ struct bk_tcache {
     unsigned stripe;
     unsigned victim;
     uint32_t trim_epoch;              /* bk_decay_epoch at the last trim */
+    uint8_t fills[BK_NUM_CLASSES];    /* refills so far, up to the slow start's end */
     uint64_t used[2];                 /* classes refilled or flushed since */
     int tid, pid;                     /* owner's kernel thread and process */
     struct bk_tcache *next, *prev;    /* registry of live caches */
