@@ -67,9 +67,11 @@ static void test_ages(void)
     size_t r = bk_ph_decay();
     CHECK(r == 4 * MIB, "a block 1000 ms old: released %zu", r);
     CHECK(ph_stats().dirty_free == 0, "dirty after decay: %zu", ph_stats().dirty_free);
-    /* the region is kept (the last one), and the pages were really given
-     * back: with MADV_DONTNEED they read as zero */
-    CHECK(ph_stats().regions == 1, "regions %zu", ph_stats().regions);
+    /* the region is kept (large spans have regions of their own, and one
+     * empty region stays mapped besides the small-span region of main()'s
+     * brisk_malloc(1)), and the pages were really given back: with
+     * MADV_DONTNEED they read as zero */
+    CHECK(ph_stats().regions == 2, "regions %zu", ph_stats().regions);
     CHECK(reads_zero(start, 4 * MIB), "released pages still hold their contents");
 
     /* reuse within decay_ms is never released */
@@ -126,8 +128,8 @@ static void test_pieces(void)
 
 static void test_regions(void)
 {
-    /* empty regions are unmapped once decay_ms old, keeping one; with
-     * retain they stay */
+    /* empty regions are unmapped once decay_ms old, keeping one empty one
+     * (next to the small-span region of main()); with retain they stay */
     for (int retain = 0; retain < 2; retain++) {
         configure(1000, 1024 * MIB, retain);
         struct bk_span *s[4];
@@ -145,12 +147,40 @@ static void test_regions(void)
             CHECK(ph_stats().regions == regions, "retain: %zu -> %zu regions", regions,
                   ph_stats().regions);
         else
-            CHECK(ph_stats().regions == 1, "%zu regions left, want 1", ph_stats().regions);
+            CHECK(ph_stats().regions == 2, "%zu regions left, want 2", ph_stats().regions);
     }
     configure(1000, 64 * MIB, false);
     bk_ph_release_all();
     /* the one left holds the span of brisk_malloc(1) in main() */
     CHECK(ph_stats().regions == 1, "malloc_trim left %zu regions", ph_stats().regions);
+}
+
+/* Small spans and large spans never share a region: interleave them, and
+ * each kind stays in regions of its own (a churning heap of both would
+ * otherwise scatter small spans between the large blocks' pages). */
+static void test_segregation(void)
+{
+    configure(1000, 64 * MIB, false);
+    enum { N = 24 };
+    struct bk_span *small[N], *large[N];
+    unsigned cls = bk_size_to_class(1024);
+    for (int i = 0; i < N; i++) {
+        small[i] = bk_ph_alloc_span(bk_classes[cls].span_pages, bk_classes[cls].span_pages, cls);
+        large[i] = bk_ph_alloc_span(PAGES(MIB) + (size_t)i, 1, 0);
+        REQUIRE(small[i] != NULL && large[i] != NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK(!small[i]->region->large, "small span %d in a large-span region", i);
+        CHECK(large[i]->region->large, "large span %d in a small-span region", i);
+        for (int j = 0; j < N; j++)
+            CHECK_LIMITED(small[i]->region != large[j]->region,
+                          "small span %d and large span %d share a region", i, j);
+    }
+    for (int i = 0; i < N; i++) {
+        bk_ph_free_span(small[i]);
+        bk_ph_free_span(large[i]);
+    }
+    bk_ph_release_all();          /* leave nothing dirty for the next test */
 }
 
 static void test_zero_and_never(void)
@@ -281,6 +311,7 @@ int main(int argc, char **argv)
     test_cap();
     test_pieces();
     test_regions();
+    test_segregation();
     test_zero_and_never();
     bk_ph_set_clock(NULL);
     configure(1000, 64 * MIB, false);

@@ -124,18 +124,23 @@ static void heap_became_busy(void)
 /* Best fit: the region whose smallest free block of at least 2^order
  * pages is smallest, the oldest on ties (so busy regions fill up before new
  * ones are touched); a new region when none has one. */
-static struct bk_region *region_with(unsigned order)
+static struct bk_region *region_with(unsigned order, bool large)
 {
     struct bk_region *best = NULL;
     unsigned best_k = 64;
     for (struct bk_region *r = ph.regions; r && best_k != 0; r = r->next) {
+        if (r->large != large && !bk_buddy_empty(&r->buddy))
+            continue;
         uint32_t avail = r->buddy.order_mask >> order;
         if (avail && (unsigned)__builtin_ctz(avail) < best_k) {
             best = r;
             best_k = (unsigned)__builtin_ctz(avail);
         }
     }
-    return best ? best : new_region();
+    if (!best && (best = new_region()) == NULL)
+        return NULL;
+    best->large = large;
+    return best;
 }
 
 struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls)
@@ -145,7 +150,7 @@ struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls
         return NULL;
     bk_lock(&ph.lock);
     struct bk_span *s = new_descriptor();
-    struct bk_region *r = s ? region_with(bk_log2_ceil(want)) : NULL;
+    struct bk_region *r = s ? region_with(bk_log2_ceil(want), cls == 0) : NULL;
     if (!r) {
         if (s)
             drop_descriptor(s);
@@ -250,15 +255,18 @@ static void unmap_region(struct bk_region *r, struct bk_region *prev)
     ph.free_headers = r;
 }
 
-/* Unmap regions that have been empty for min_age ms, keeping `keep` of
- * them mapped.  Lock held. */
+/* Unmap regions that have been empty for min_age ms, keeping the first
+ * `keep` empty regions mapped (either kind may take one: a program that
+ * makes a large allocation now and then does not map and unmap a region
+ * each time).  Lock held. */
 static void unmap_empty(uint32_t now, uint32_t min_age, size_t keep)
 {
     if (ph.cfg.retain)
         return;
+    size_t empty = 0;
     for (struct bk_region *r = ph.regions, *prev = NULL, *next; r; r = next) {
         next = r->next;
-        if (ph.nregions > keep && bk_buddy_empty(&r->buddy) &&
+        if (bk_buddy_empty(&r->buddy) && empty++ >= keep &&
             bk_buddy_old_enough(r->buddy.freed_at[0], now, min_age))
             unmap_region(r, prev);
         else

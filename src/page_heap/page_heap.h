@@ -4,9 +4,14 @@
  * new span, a span becomes free, or a large block is allocated or freed.
  * Lock order: central list locks -> page heap lock -> metadata arena lock.
  *
- * Placement.  A new span goes to the region whose smallest fitting free
- * block is smallest (best fit; the oldest region on ties), and inside it to
- * that block.  A free block smaller than a hugepage (2 MiB) lies in a
+ * Placement.  Small spans (of a size class) and large spans live in
+ * regions of their own kind; an empty region takes either kind.  Mixed, a
+ * churning heap scatters small spans between the pages of freed large
+ * blocks, and the large requests then find no free block big enough and
+ * take fresh pages: segregated, the churn workload at 200 MiB runs 1.5x
+ * faster with more of its heap in hugepages.  Within its kind, a new span
+ * goes to the region whose smallest fitting free block is smallest (best
+ * fit; the oldest region on ties), and inside it to that block.  A free block smaller than a hugepage (2 MiB) lies in a
  * hugepage that is partly in use, so spans fill partly used hugepages
  * first and free hugepages stay whole: whole for the kernel to back with a
  * transparent hugepage (regions get MADV_HUGEPAGE when the kernel's THP
@@ -22,7 +27,7 @@
  *     of partly used hugepages) exceed half of dirty_max, those pieces
  *     too, once they are decay_ms old;
  *   - regions that have been entirely free for decay_ms are unmapped
- *     (unless option retain), keeping at least one.
+ *     (unless option retain), keeping one empty region mapped.
  * Ticks only come while the program calls the allocator (or with the
  * background thread), so a cap bounds what waits for them: when more than
  * dirty_max bytes sit free and dirty, the free that passes the cap gives
@@ -48,6 +53,7 @@
 struct bk_region {
     uintptr_t base;
     struct bk_region *next;
+    bool large;                 /* holds large spans (else small ones) */
     struct bk_buddy buddy;
 };
 
