@@ -207,9 +207,21 @@ static void return_to_spans(struct bk_central *c, unsigned cls, void *chain)
 
 /* ---- stripe level ----------------------------------------------------- */
 
+/* A batch's first object remembers the batch's last one in word 2 (free
+ * objects of 32 bytes or more have one; words 0 and 1 are the link and the
+ * free mark), so cutting a batch off a stripe takes one load instead of a
+ * walk through `batch` objects that another core wrote, under the stripe
+ * lock.  The 16-byte class still walks. */
+#define BK_TAIL_WORD 2
+
+static bool has_tail_word(unsigned cls)
+{
+    return bk_classes[cls].size >= (BK_TAIL_WORD + 1) * sizeof(void *);
+}
+
 /* Cut one batch of n objects off the stripe's objects (taking everything
  * flushes pushed since the last refill when the kept ones run out). */
-static void *stripe_pop(struct bk_stripe *st, unsigned n)
+static void *stripe_pop(struct bk_stripe *st, unsigned n, bool tail)
 {
     bk_lock(&st->lock);
     if (!st->taken) {
@@ -219,8 +231,11 @@ static void *stripe_pop(struct bk_stripe *st, unsigned n)
     }
     void **first = st->taken, **last = first;
     if (first) {
-        for (unsigned i = 1; i < n; i++)
-            last = last[0];
+        if (tail)
+            last = first[BK_TAIL_WORD];
+        else
+            for (unsigned i = 1; i < n; i++)
+                last = last[0];
         st->taken = last[0];
         last[0] = NULL;
         bk_fetch_sub(&st->nbatches, 1);
@@ -231,12 +246,15 @@ static void *stripe_pop(struct bk_stripe *st, unsigned n)
 }
 
 /* Push a chain of exactly `batch` objects, first..last, with one CAS. */
-static int stripe_push(struct bk_central *c, struct bk_stripe *st, void *first, void *last)
+static int stripe_push(struct bk_central *c, struct bk_stripe *st, void *first, void *last,
+                       bool tail)
 {
     if (bk_fetch_add(&st->nbatches, 1) >= c->max_batches) {
         bk_fetch_sub(&st->nbatches, 1);
         return 0;
     }
+    if (tail)
+        ((void **)first)[BK_TAIL_WORD] = last;
     struct cds_lfs_head *top = CMM_LOAD_SHARED(st->stack.head);
     for (;;) {
         as_node(last)->next = top ? &top->node : NULL;
@@ -259,7 +277,8 @@ unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, unsigned 
         for (unsigned i = 0; i < nstripes; i++) {
             struct bk_stripe *st = &c->stripes[(stripe + i) & (nstripes - 1)];
             void *first;
-            if (bk_load_relaxed(&st->nbatches) != 0 && (first = stripe_pop(st, max)) != NULL) {
+            if (bk_load_relaxed(&st->nbatches) != 0 &&
+                (first = stripe_pop(st, max, has_tail_word(cls))) != NULL) {
                 *chain = first;
                 return max;
             }
@@ -272,7 +291,7 @@ void bk_central_give(unsigned cls, unsigned stripe, void *first, void *last, uns
 {
     struct bk_central *c = &centrals[cls];
     if (n == bk_classes[cls].batch &&
-        stripe_push(c, &c->stripes[stripe & (nstripes - 1)], first, last))
+        stripe_push(c, &c->stripes[stripe & (nstripes - 1)], first, last, has_tail_word(cls)))
         return;
     return_to_spans(c, cls, first);
 }
@@ -286,7 +305,7 @@ void bk_central_return(unsigned cls, void *chain)
 static void drain_stripe(struct bk_central *c, unsigned cls, struct bk_stripe *st)
 {
     void *first;
-    while ((first = stripe_pop(st, bk_classes[cls].batch)) != NULL)
+    while ((first = stripe_pop(st, bk_classes[cls].batch, has_tail_word(cls))) != NULL)
         return_to_spans(c, cls, first);
 }
 

@@ -12,8 +12,11 @@
  *    refill takes everything with __cds_lfs_pop_all under the stripe's lock
  *    (which only refills of that stripe contend on), keeps it, and cuts one
  *    batch off.  Flushes push exactly `batch` objects, so the stack is a
- *    sequence of whole batches.  No word but word 0 is ever written, so
- *    free marks (free_mark.h) survive on the stripes.
+ *    sequence of whole batches, and the first object of each (32 bytes or
+ *    more) holds the batch's last in word 2, so the cut is one load, not a
+ *    walk under the lock through objects another core wrote (the 16-byte
+ *    class walks).  Word 1 is never written, so free marks (free_mark.h)
+ *    survive on the stripes.
  *    Each stripe holds at most `max_batches` batches; a flush beyond that
  *    goes to the spans instead, so memory parked here stays bounded.  A
  *    refill whose own stripe is empty takes a batch from another stripe
