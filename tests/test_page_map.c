@@ -42,20 +42,48 @@ static void test_window_unplaced(void)
               "%#lx is inside the unplaced window", (unsigned long)probe[i]);
 }
 
+/* Placement for both layouts: top-down (above 64 TiB) keeps 16 GiB above
+ * the first region, less up to 64 MiB lost to rounding the start down;
+ * bottom-up keeps 16 GiB below it, plus up to 64 MiB; an address too low
+ * for its side clamps at 0. */
+static void test_window_placement(void)
+{
+    const uintptr_t top_down[] = { 0x7f1234567000ull, 0x7fffffe00000ull, (uintptr_t)1 << 46 };
+    for (unsigned i = 0; i < sizeof top_down / sizeof top_down[0]; i++) {
+        uintptr_t a = top_down[i], start = bk_pm_window_start_for(a);
+        uintptr_t end = start + ((uintptr_t)1 << BK_PM_WINDOW_SHIFT);
+        CHECK(start % (64u << 20) == 0 && a >= start && end - a <= BK_PM_WINDOW_ABOVE &&
+                  end - a > BK_PM_WINDOW_ABOVE - (64u << 20),
+              "top-down: window [%#lx, %#lx) around %#lx", (unsigned long)start,
+              (unsigned long)end, (unsigned long)a);
+    }
+    const uintptr_t bottom_up[] = { 0x2aaaaaaab000ull, 0x2aaab4000000ull, ((uintptr_t)1 << 46) - PG };
+    for (unsigned i = 0; i < sizeof bottom_up / sizeof bottom_up[0]; i++) {
+        uintptr_t a = bottom_up[i], start = bk_pm_window_start_for(a);
+        CHECK(start % (64u << 20) == 0 && a - start >= BK_PM_WINDOW_ABOVE &&
+                  a - start < BK_PM_WINDOW_ABOVE + (64u << 20),
+              "bottom-up: window at %#lx around %#lx", (unsigned long)start, (unsigned long)a);
+    }
+    CHECK(bk_pm_window_start_for(0x10000000ull) == 0, "a low address does not clamp at 0");
+}
+
 static void test_set_clear(void)
 {
     uintptr_t base = 0x300000000000ull;          /* 48 TiB: far from anything */
     CHECK(bk_pm_class(base) == 0 && bk_pm_span(base) == NULL, "no leaf yet, yet an entry");
     REQUIRE(bk_pm_ensure(base, 64 * PG), "ensure failed");
     CHECK(bk_pm_root[base >> BK_PM_LEAF_SHIFT] != NULL, "leaf not published");
-    /* the first ensure placed the window: base sits 16 GiB below its top,
-     * on a 64 MiB boundary */
+    CHECK(bk_pm_window_index(base) >= BK_PM_WINDOW_PAGES, "an ensure placed the window");
+    /* the page heap places the window at its first region: base is below
+     * 64 TiB, where only the bottom-up layout puts mappings, so the window
+     * has 16 GiB below base and the rest above, on a 64 MiB boundary */
+    bk_pm_window_place(base);
+    bk_pm_window_place(base + ((uintptr_t)1 << 40));     /* placed once only */
     uintptr_t wstart = bk_pm_window_first << BK_PAGE_SHIFT;
     uintptr_t wend = wstart + (BK_PM_WINDOW_PAGES << BK_PAGE_SHIFT);
     CHECK(wstart % (64u << 20) == 0, "window start %#lx not 64 MiB aligned",
           (unsigned long)wstart);
-    CHECK(base >= wstart && wend - base <= BK_PM_WINDOW_ABOVE + (64u << 20) &&
-              wend - base >= BK_PM_WINDOW_ABOVE,
+    CHECK(base >= wstart && base - wstart == BK_PM_WINDOW_ABOVE,
           "window [%#lx, %#lx) badly placed around %#lx", (unsigned long)wstart,
           (unsigned long)wend, (unsigned long)base);
     CHECK(bk_pm_window_index(wstart - 1) >= BK_PM_WINDOW_PAGES &&
@@ -222,6 +250,7 @@ static void test_null(void)
 int main(void)
 {
     test_window_unplaced();
+    test_window_placement();
     test_set_clear();
     test_leaf_boundaries();
     test_limits();

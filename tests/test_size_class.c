@@ -77,8 +77,15 @@ static void test_spans(void)
               want_batch);
         CHECK(ci->objects >= ci->batch, "class %u: %u objects per span < batch %u", c,
               ci->objects, ci->batch);
-        CHECK(ci->cache_max >= 2 * ci->batch, "class %u cache_max %u < 2 batches", c,
-              ci->cache_max);
+        /* the documented formula (size_class.c): a burst allowance of up to
+         * 128 objects for classes up to 8 KiB only */
+        uint32_t want_max = 262144u / ci->size;
+        uint32_t burst = ci->size > 8192 ? 0 : 1048576u / ci->size < 128 ? 1048576u / ci->size : 128;
+        want_max = want_max > burst ? want_max : burst;
+        want_max = want_max < 1024 ? want_max : 1024;
+        want_max = want_max > 2u * ci->batch ? want_max : 2u * ci->batch;
+        CHECK(ci->cache_max == want_max, "class %u (size %u) cache_max %u, documented %u", c,
+              ci->size, ci->cache_max, want_max);
         /* the smallest such span: half of it must break one of the rules */
         if (ci->span_pages > 1) {
             size_t half = span / 2;
@@ -87,6 +94,22 @@ static void test_spans(void)
         }
         CHECK(bk_class_checks.off_mask[c] == span - 1, "class %u off_mask %#llx", c,
               (unsigned long long)bk_class_checks.off_mask[c]);
+    }
+}
+
+/* A few cache_max values worked out by hand: 256 KiB worth, at most 1024,
+ * with the 128-object burst allowance up to 8 KiB and not above. */
+static void test_cache_max(void)
+{
+    const struct { uint32_t size, max; } want[] = {
+        { 64, 1024 }, { 1024, 256 }, { 4096, 128 }, { 8192, 128 }, { 16384, 16 },
+        { 32768, 8 }, { 65536, 4 }, { 262144, 4 },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        unsigned c = reference_class(want[i].size);
+        CHECK(bk_classes[c].size == want[i].size && bk_classes[c].cache_max == want[i].max,
+              "size %u: class of %u bytes has cache_max %u, want %u", want[i].size,
+              bk_classes[c].size, bk_classes[c].cache_max, want[i].max);
     }
 }
 
@@ -128,6 +151,7 @@ int main(void)
     test_table_shape();
     test_lookup();
     test_spans();
+    test_cache_max();
     test_boundaries();
     return check_report("test_size_class");
 }

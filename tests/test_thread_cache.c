@@ -12,6 +12,7 @@
 #include "core/options.h"
 #include "core/size_class.h"
 #include "page_heap/page_map.h"
+#include "thread_cache/thread_cache.h"
 #include "check.h"
 
 #define BUDGET (bk_options[BK_OPT_tcache_max_bytes].def)
@@ -291,8 +292,44 @@ static void test_outside_window(void)
     brisk_free(keep);
 }
 
+/* Slow start (thread_cache.c): a new thread's first refills of a class take
+ * 1, 2, 4, ... objects, and its list's capacity grows only when a refill
+ * needs more than it has: 63 live 64-byte blocks (six refills) leave one
+ * batch of capacity, not one per refill. */
+static void *slow_start_thread(void *arg)
+{
+    enum { LIVE = 63 };
+    void *blocks[LIVE];
+    unsigned cls = bk_size_to_class(64);
+    for (int i = 0; i < LIVE; i++)
+        blocks[i] = brisk_malloc(64);
+    *(uint32_t *)arg = bk_tc->cap[cls];
+    for (int i = 0; i < LIVE; i++)
+        brisk_free(blocks[i]);
+    return NULL;
+}
+
+static void test_slow_start(void)
+{
+    uint32_t cap = UINT32_MAX;
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, slow_start_thread, &cap) == 0);
+    pthread_join(t, NULL);
+    unsigned batch = bk_classes[bk_size_to_class(64)].batch;
+    CHECK(cap <= batch, "after 63 mallocs of 64 bytes a new thread's capacity is %u, over "
+          "one batch (%u)", cap, batch);
+}
+
 int main(void)
 {
+    /* The first block is a 20 GiB one, freed at once: the window must not be
+     * placed around its mapping (the regions that follow land in the hole
+     * it leaves, above where such a window would end), but around the first
+     * region.  test_outside_window checks where small blocks fall. */
+    void *huge = brisk_malloc((size_t)20 << 30);
+    if (!huge)
+        fprintf(stderr, "test_thread_cache: no 20 GiB of address space; first block small\n");
+    brisk_free(huge);
     brisk_free(brisk_malloc(1));   /* initialise */
     if (bk_opt(BK_OPT_tcache_max_bytes) != BUDGET) {
         fprintf(stderr, "test_thread_cache: needs the default tcache_max_bytes (BRISK_CONF=%s)\n",
@@ -301,6 +338,7 @@ int main(void)
     }
     test_budget();
     test_outside_window();
+    test_slow_start();
     test_thread_exit();
     test_cross_thread();
     test_budget();                  /* the cache is still bounded after all that */

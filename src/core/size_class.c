@@ -25,8 +25,8 @@
  * central lock for small objects, small enough that a batch of large ones
  * does not pin megabytes.  A thread cache keeps at most
  *
- *     cache_max = max(2 * batch, min(1024, max(256 KiB / size,
- *                                              min(128, 1 MiB / size))))
+ *     cache_max = max(2 * batch, min(1024, max(256 KiB / size, burst)))
+ *     burst     = min(128, 1 MiB / size) up to 8 KiB, 0 above
  *
  * objects of a class: 256 KiB worth of small objects, but room for a burst
  * of 128 objects up to 8 KiB (a loop that allocates 100 buffers of 8 KiB and
@@ -67,8 +67,10 @@ static void derive_class(unsigned cls)
     ci->objects = (uint32_t)(span / size);
     ci->batch = (uint16_t)batch;
     uint32_t cap = 262144u / size;
-    uint32_t mid = 1048576u / size < 128 ? 1048576u / size : 128;
-    cap = cap > mid ? cap : mid;
+    if (size <= 8192) {
+        uint32_t mid = 1048576u / size < 128 ? 1048576u / size : 128;
+        cap = cap > mid ? cap : mid;
+    }
     cap = cap < 1024 ? cap : 1024;
     ci->cache_max = (uint16_t)(cap > 2 * batch ? cap : 2 * batch);
     /* floor(2^64 / size) + 1; 2^64 itself is not representable, so count

@@ -92,6 +92,7 @@ static struct bk_region *new_region(void)
         ph.free_headers = r;
         return NULL;
     }
+    bk_pm_window_place((uintptr_t)base);
     if (ph.cfg.thp == BK_PH_THP_NEVER || (ph.advise_huge && ph.heap_busy))
         bk_os_advise_hugepages(base, BK_REGION_SIZE, ph.cfg.thp != BK_PH_THP_NEVER);
     r->base = (uintptr_t)base;

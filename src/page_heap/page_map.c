@@ -7,14 +7,25 @@ uintptr_t bk_pm_window_first = (UINTPTR_MAX >> BK_PAGE_SHIFT) + 1;   /* above ev
 uint8_t bk_pm_window[BK_PM_WINDOW_PAGES];
 static size_t leaf_bytes_mapped;
 
-/* Place the window so that addr lies BK_PM_WINDOW_ABOVE below its top (or
- * as high as it can when addr is low), on a 64 MiB boundary. */
-static void place_window(uintptr_t addr)
+/* Top-down (the default layout: mappings start just below the stack, far
+ * above 64 TiB, and each new one lands below the last): the window's top
+ * is BK_PM_WINDOW_ABOVE above addr, the rest below.  Bottom-up (the legacy
+ * layout, e.g. under `ulimit -s unlimited`: mappings start near a third of
+ * the address space and climb): the other way round.  Either way rounded
+ * down to 64 MiB, and clamped at address 0. */
+uintptr_t bk_pm_window_start_for(uintptr_t addr)
 {
-    uintptr_t below = ((uintptr_t)1 << BK_PM_WINDOW_SHIFT) - BK_PM_WINDOW_ABOVE;
+    uintptr_t span = (uintptr_t)1 << BK_PM_WINDOW_SHIFT;
+    bool top_down = addr >= (uintptr_t)1 << 46;
+    uintptr_t below = top_down ? span - BK_PM_WINDOW_ABOVE : BK_PM_WINDOW_ABOVE;
     uintptr_t base = addr > below ? addr - below : 0;
-    base &= ~(((uintptr_t)64 << 20) - 1);
-    bk_store_relaxed(&bk_pm_window_first, base >> BK_PAGE_SHIFT);
+    return base & ~(((uintptr_t)64 << 20) - 1);
+}
+
+void bk_pm_window_place(uintptr_t addr)
+{
+    if (bk_pm_window_first > (UINTPTR_MAX >> BK_PAGE_SHIFT))
+        bk_store_relaxed(&bk_pm_window_first, bk_pm_window_start_for(addr) >> BK_PAGE_SHIFT);
 }
 
 bool bk_pm_ensure(uintptr_t addr, size_t len)
@@ -33,8 +44,6 @@ bool bk_pm_ensure(uintptr_t addr, size_t len)
         leaf_bytes_mapped += sizeof *leaf;
         bk_store_release(&bk_pm_root[i], leaf);
     }
-    if (bk_pm_window_first > (UINTPTR_MAX >> BK_PAGE_SHIFT))
-        place_window(addr);
     return true;
 }
 

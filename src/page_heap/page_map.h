@@ -7,24 +7,31 @@
  * in their GiB and are never freed, so readers need no lock: a leaf pointer
  * is published with a release store and read with a relaxed load (the
  * program's own synchronisation orders a free after the malloc that returned
- * the pointer).  Entries are written under the page heap lock.
+ * the pointer).  Span entries are written under the page heap lock, and so
+ * are class bytes when a span is placed or released; while a small span is
+ * handed out, its owner (the class's central list) writes the class byte
+ * of each page as it carves it, under the class lock.
  *
- * Class 0 means "not a small object": a large or huge span's first page, or
- * memory brisk does not own.
+ * Class 0 means "not a small object here": a large or huge span's first
+ * page, a page of a small span not carved yet, or memory brisk does not
+ * own.
  *
  * The window.  The fast path of free() reads only a class byte, and not from
  * the tree (two dependent loads and a null test) but from a flat array,
  * bk_pm_window: one byte per page of a fixed 128 GiB window of address space,
  * 16 MiB of BSS of which only the pages describing mapped memory are ever
- * touched (8 KiB per 64 MiB region).  The window is placed once, around the
- * first range the page heap maps, with 16 GiB above it and 112 GiB below:
- * the kernel places new mappings top-down, each just below the previous
- * one, so the regions of all but enormous heaps (or programs that map tens
- * of GiB of their own in between) land inside it.  A page outside the
- * window reads as class 0 in the fast path and its free goes to the slow
- * path, which uses the tree: slower, never wrong.  Before it is placed the
- * window starts above every possible page number, so it holds nothing, and
- * once placed it never moves; a reader that sees the old position only
+ * touched (8 KiB per 64 MiB region).  The window is placed once, around
+ * the first region the page heap maps (never around a huge block's own
+ * mapping, which may be freed and leave the window far from the heap),
+ * with 16 GiB on one side of it and 112 GiB on the side the heap grows
+ * towards: the kernel places each new mapping next to the previous one,
+ * downwards in the default layout and upwards in the legacy one, so the
+ * regions of all but enormous heaps (or programs that map tens of GiB of
+ * their own in between) land inside it.  A page outside the window reads
+ * as class 0 in the fast path and its free goes to the slow path, which
+ * uses the tree: slower, never wrong.  Before it is placed the window
+ * starts above every possible page number, so it holds nothing, and once
+ * placed it never moves; a reader that sees the old position only
  * misses the fast path. */
 #ifndef BRISK_PAGE_MAP_H
 #define BRISK_PAGE_MAP_H
@@ -47,7 +54,7 @@ extern BK_INTERNAL struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
 
 #define BK_PM_WINDOW_SHIFT 37                                  /* 128 GiB */
 #define BK_PM_WINDOW_PAGES ((uintptr_t)1 << (BK_PM_WINDOW_SHIFT - BK_PAGE_SHIFT))
-#define BK_PM_WINDOW_ABOVE ((uintptr_t)16 << 30)               /* room above the first range */
+#define BK_PM_WINDOW_ABOVE ((uintptr_t)16 << 30)               /* room behind the first region */
 
 extern BK_INTERNAL uintptr_t bk_pm_window_first;               /* page number of its first page */
 extern BK_INTERNAL uint8_t bk_pm_window[BK_PM_WINDOW_PAGES];
@@ -55,8 +62,9 @@ extern BK_INTERNAL uint8_t bk_pm_window[BK_PM_WINDOW_PAGES];
 /* Index of addr's page in the window: BK_PM_WINDOW_PAGES or more (the
  * subtraction wraps) when addr lies outside it.  A plain read, so that it
  * folds into the subtraction: bk_pm_window_first is written once, when the
- * page heap maps its first range, and a free of a pointer brisk returned
- * happens after that. */
+ * page heap maps its first region, and a free of a small block happens
+ * after that (a free of anything else only misses the fast path).
+ */
 BK_FAST_PATH uintptr_t bk_pm_window_index(uintptr_t addr)
 {
     return (addr >> BK_PAGE_SHIFT) - bk_pm_window_first;
@@ -91,9 +99,13 @@ static inline struct bk_span *bk_pm_span(uintptr_t addr)
 }
 
 /* Make sure leaves exist for [addr, addr + len); false if out of memory or
- * outside the mapped address space.  The first successful call places the
- * window around addr.  Caller holds the page heap lock. */
+ * outside the mapped address space.  Caller holds the page heap lock. */
 BK_INTERNAL bool bk_pm_ensure(uintptr_t addr, size_t len);
+/* Place the window around a region at addr, if it has no place yet (the
+ * page heap calls this for every region it maps, under its lock). */
+BK_INTERNAL void bk_pm_window_place(uintptr_t addr);
+/* Where the window starts when placed around addr (see above). */
+BK_INTERNAL uintptr_t bk_pm_window_start_for(uintptr_t addr);
 /* Point npages pages from addr at span s with class cls (s may be NULL and
  * cls 0 to clear).  Leaves must exist.  Caller holds the page heap lock. */
 BK_INTERNAL void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls);

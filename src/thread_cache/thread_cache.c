@@ -249,24 +249,29 @@ static void note_slow_path(struct bk_tcache *tc, unsigned cls)
 /* Slow start: a thread's first refills of a class take 1, 2, 4, ... objects
  * from the spans, up to a batch, so a thread (or a whole process, like a
  * database backend) that uses a few objects of many classes does not carve
- * and touch a batch of each.  Parked batches, resident already, are taken
- * whole from the start. */
+ * and touch a batch of each.  While it lasts a list grows only when its
+ * capacity is short of what the refill wants (so 63 live 64-byte blocks
+ * leave one batch of capacity, not six); afterwards every refill grows it,
+ * since a list that keeps running empty is one in demand.  Parked batches,
+ * resident already, are taken whole at any time; such a refill, like one
+ * that finds nothing, does not count as a step of the slow start. */
 #define BK_SLOW_START_FILLS 6
 
 static void *refill(struct bk_tcache *tc, unsigned cls)
 {
-    grow(tc, cls);
     uint32_t batch = bk_classes[cls].batch;
+    bool slow_start = tc->fills[cls] < BK_SLOW_START_FILLS;
+    uint32_t want = slow_start && (1u << tc->fills[cls]) < batch ? 1u << tc->fills[cls] : batch;
+    if (!slow_start || tc->room[cls] + 1 < want)
+        grow(tc, cls);
     uint32_t max = tc->room[cls] + 1 < batch ? tc->room[cls] + 1 : batch;
-    uint32_t want = max;
-    if (tc->fills[cls] < BK_SLOW_START_FILLS) {
-        uint32_t start = 1u << tc->fills[cls]++;
-        want = start < max ? start : max;
-    }
+    want = want < max ? want : max;
     void **chain;
     uint32_t n = bk_central_take(cls, tc->stripe, want, max, (void **)&chain);
     if (!n)
         return NULL;
+    if (slow_start && n <= want)
+        tc->fills[cls]++;
     tc->head[cls] = chain[0];
     tc->room[cls] -= n - 1;
     chain[1] = NULL;
