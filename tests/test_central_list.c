@@ -44,7 +44,13 @@ static unsigned take(unsigned cls, unsigned stripe, unsigned want, struct pool *
         CHECK_LIMITED(s->kind == BK_SPAN_SMALL && s->cls == cls,
                       "class %u: object %p in a span of kind %u class %u", cls, p, s->kind,
                       s->cls);
-        CHECK_LIMITED(bk_pm_class(a) == cls, "class %u: page map says %u", cls, bk_pm_class(a));
+        /* a page gets its class byte once all of it is carved (4 KiB at a time) */
+        uintptr_t page_end = (a & ~(uintptr_t)(BK_PAGE_SIZE - 1)) + BK_PAGE_SIZE;
+        uintptr_t end = s->start + (uintptr_t)ci->objects * ci->size;
+        unsigned want_cls = s->carved >= (page_end < end ? page_end : end) ? cls : 0;
+        CHECK_LIMITED(bk_pm_class(a) == want_cls, "class %u: page map says %u, want %u (carved to +%#lx)",
+                      cls, bk_pm_class(a), want_cls, (unsigned long)(s->carved - s->start));
+        CHECK_LIMITED(a < s->carved, "class %u: object %p above the carved part", cls, p);
         CHECK_LIMITED(a % 16 == 0, "class %u: object %p misaligned", cls, p);
         CHECK_LIMITED(a >= s->start && a + ci->size <= s->start + ci->objects * (uintptr_t)ci->size,
                       "class %u: object %p outside the objects of span %#lx", cls, p,
@@ -200,6 +206,43 @@ static void test_reuse(void)
     CHECK(st.spans == 0, "class %u: %zu spans left", b, st.spans);
 }
 
+/* Carving (central_list.c): a new span is carved 4 KiB at a time, as its
+ * free list runs dry, and a brisk page gets its class byte (the fast path
+ * of free) only once all of it is carved.  Class 512 (8 objects per 4 KiB,
+ * spans of 16 KiB) is used by no other test here, so its first take opens
+ * a new span. */
+static void test_carving(void)
+{
+    unsigned cls = bk_size_to_class(512);
+    REQUIRE(bk_classes[cls].size == 512 && bk_classes[cls].span_pages >= 2);
+    void *chain[3];
+    REQUIRE(bk_central_take(cls, 0, 1, 1, &chain[0]) == 1);
+    struct bk_span *s = bk_pm_span((uintptr_t)chain[0]);
+    REQUIRE(s != NULL && (uintptr_t)chain[0] == s->start);
+    CHECK(s->carved == s->start + 4096, "one object carved %#lx bytes",
+          (unsigned long)(s->carved - s->start));
+    CHECK(bk_pm_class(s->start) == 0, "a half-carved page has class %u", bk_pm_class(s->start));
+    CHECK(bk_pm_window_index(s->start) >= BK_PM_WINDOW_PAGES ||
+              bk_pm_window[bk_pm_window_index(s->start)] == 0,
+          "the window has a class for a half-carved page");
+    REQUIRE(bk_central_take(cls, 0, 7, 7, &chain[1]) == 7);   /* the rest of the piece */
+    CHECK(s->carved == s->start + 4096, "8 objects carved %#lx bytes",
+          (unsigned long)(s->carved - s->start));
+    REQUIRE(bk_central_take(cls, 0, 1, 1, &chain[2]) == 1);   /* the next piece */
+    CHECK((uintptr_t)chain[2] == s->start + 4096, "ninth object at +%#lx",
+          (unsigned long)((uintptr_t)chain[2] - s->start));
+    CHECK(s->carved == s->start + 8192 && bk_pm_class(s->start) == cls &&
+              bk_pm_class(s->start + 8192) == 0,
+          "after the second piece: carved +%#lx, classes %u and %u",
+          (unsigned long)(s->carved - s->start), bk_pm_class(s->start),
+          bk_pm_class(s->start + 8192));
+    CHECK(bk_pm_window_index(s->start) >= BK_PM_WINDOW_PAGES ||
+              bk_pm_window[bk_pm_window_index(s->start)] == cls,
+          "the window has no class for a carved page");
+    for (int i = 0; i < 3; i++)
+        bk_central_return(cls, chain[i]);
+}
+
 int main(void)
 {
     bk_core_init();
@@ -210,5 +253,6 @@ int main(void)
     for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         test_class(bk_size_to_class(sizes[i]));
     test_reuse();
+    test_carving();
     return check_report("test_central_list");
 }

@@ -195,9 +195,9 @@ static void *bad_span_tail(void)
 }
 
 /* An object slot of a live span on a page not carved yet: spans are carved
- * a page at a time, and a process's first 4 KiB allocation carves only the
- * span's first page (two objects), so slot 12 (page 6 of 8) was never handed
- * out and its page has class 0. */
+ * 4 KiB at a time, and a process's first 4 KiB allocation carves only the
+ * span's first 4 KiB (one object), so slot 12 (page 6 of 8) was never
+ * handed out and its page has class 0. */
 static void *bad_uncarved_slot(void)
 {
     char *p = brisk_malloc(4096);
@@ -208,6 +208,20 @@ static void *bad_uncarved_slot(void)
         _exit(3);
     }
     return (void *)slot;
+}
+
+/* The uncarved half of a half-carved page: after the first 4 KiB
+ * allocation, slot 1 shares the brisk page (8 KiB) of slot 0, whose class
+ * byte is still 0, but lies above the carved part. */
+static void *bad_half_carved_slot(void)
+{
+    char *p = brisk_malloc(4096);
+    struct bk_span *s = bk_pm_span((uintptr_t)p);
+    if (!s || (uintptr_t)p != s->start || s->carved != s->start + 4096) {
+        fprintf(stderr, "setup: not the first 4 KiB block of a fresh span\n");
+        _exit(3);
+    }
+    return p + 4096;
 }
 
 /* A large block already freed: its span is gone (the first page no longer
@@ -236,6 +250,8 @@ static const struct bad_case {
     { "free(tail of a small span)", bad_span_tail, FREE },
     { "free(slot on a page of a span not carved yet)", bad_uncarved_slot, FREE },
     { "malloc_usable_size(slot on a page not carved yet)", bad_uncarved_slot, USABLE },
+    { "free(uncarved half of a half-carved page)", bad_half_carved_slot, FREE },
+    { "realloc(uncarved half of a half-carved page)", bad_half_carved_slot, REALLOC },
     { "free(large block already freed)", bad_freed_large, FREE },
     { "free_sized(middle of a small block)", bad_small_middle, FREE_SIZED },
     { "realloc(stack pointer)", bad_stack, REALLOC },
@@ -432,16 +448,16 @@ static void freed_usable(void *arg)
     (void)brisk_malloc_usable_size(p);
 }
 
-/* A "free" of an object slot of a live span that was never handed out, on a
- * page that is carved (the 64-byte class's span is one page): carving marks
- * every slot free, so this is a double free. */
+/* A "free" of an object slot of a live span that was never handed out, in a
+ * carved piece (p's own 4 KiB, carved whole when p was): carving marks every
+ * slot free, so this is a double free. */
 static void df_never_handed_out(void *arg)
 {
     (void)arg;
-    char *p = brisk_malloc(64);
-    uintptr_t start = bk_pm_span((uintptr_t)p)->start;
-    unsigned objects = bk_classes[bk_size_to_class(64)].objects;
-    double_free((void *)(start + (uintptr_t)(objects - 1) * 64));
+    uintptr_t p = (uintptr_t)brisk_malloc(64);
+    uintptr_t piece = p & ~(uintptr_t)4095;
+    uintptr_t slot = p == piece + 4096 - 64 ? piece : piece + 4096 - 64;
+    double_free((void *)slot);
 }
 
 static void test_double_free(void)

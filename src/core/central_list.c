@@ -105,17 +105,23 @@ static void partial_remove(struct bk_central *c, struct bk_span *s)
     s->in_partial = 0;
 }
 
-/* Carve the next page of a span whose free list is empty: the objects that
- * start on it go onto the free list in address order, each with its free
- * mark, and the page gets its class byte, which lets free()'s fast path
- * accept pointers into it.  False when every page is carved. */
+/* Carve the next piece of a span whose free list is empty, one OS page
+ * (BK_CARVE_BYTES) at a time: the objects that start on it go onto the
+ * free list in address order, each with its free mark, so a class with a
+ * few objects in a process touches 4 KiB of it, not a whole brisk page.
+ * Once the last piece of a brisk page is carved, the page gets its class
+ * byte, which lets free()'s fast path accept pointers into it; until then
+ * frees of the page's carved objects take the slow path, which checks
+ * s->carved.  False when every piece is carved. */
+#define BK_CARVE_BYTES 4096u
+
 static bool carve_page(struct bk_span *s, unsigned cls, const struct bk_class_info *ci)
 {
-    uintptr_t page = s->carved, end = s->start + (uintptr_t)ci->objects * ci->size;
-    if (page >= end)
+    uintptr_t from = s->carved, end = s->start + (uintptr_t)ci->objects * ci->size;
+    if (from >= end)
         return false;
-    uintptr_t next = page + BK_PAGE_SIZE;
-    uintptr_t p = s->start + (page - s->start + ci->size - 1) / ci->size * ci->size;
+    uintptr_t next = from + BK_CARVE_BYTES;
+    uintptr_t p = s->start + (from - s->start + ci->size - 1) / ci->size * ci->size;
     void **link = &s->freelist;
     for (; p < next && p < end; p += ci->size) {
         *link = (void *)p;
@@ -123,7 +129,8 @@ static bool carve_page(struct bk_span *s, unsigned cls, const struct bk_class_in
         bk_set_free_mark((void *)p);
     }
     *link = NULL;
-    bk_pm_set_class(page, cls);
+    if ((next & (BK_PAGE_SIZE - 1)) == 0 || next >= end)
+        bk_pm_set_class(from & ~(uintptr_t)(BK_PAGE_SIZE - 1), cls);
     bk_store_relaxed(&s->carved, next);
     return true;
 }

@@ -26,16 +26,18 @@
  *    the program stops using a class.
  *
  *  - spans: under the class lock, the spans of this class that have free
- *    objects (the partial list).  A span is carved lazily, one page at a
- *    time, when its free list runs empty: the objects that start on the
- *    page go onto the free list in address order, each with its free mark,
- *    and only then does the page get its class byte in the page map.  So
- *    every object slot below s->carved is at all times either free and
- *    marked or handed out, and every slot above it was never handed out:
- *    free() of such a slot finds class 0 and is rejected by the slow path
- *    (bk_central_owns).  A program that uses a few objects of a class
- *    touches the pages of those objects, not a whole span: a span of 4 KiB
- *    objects is 64 KiB.  Objects go back onto the free list of the span the
+ *    objects (the partial list).  A span is carved lazily, 4 KiB (an OS
+ *    page) at a time, when its free list runs empty: the objects that
+ *    start in the piece go onto the free list in address order, each with
+ *    its free mark, and once the last piece of a brisk page (8 KiB) is
+ *    carved, the page gets its class byte in the page map.  So every
+ *    object slot below s->carved is at all times either free and marked or
+ *    handed out, and every slot above it was never handed out: free() of
+ *    such a slot finds class 0 and is rejected by the slow path
+ *    (bk_central_owns), and free() of a carved object on a page whose
+ *    class byte is still 0 takes the slow path and is accepted there.  A
+ *    program that uses a few objects of a class touches the OS pages of
+ *    those objects, not a whole span: a span of 4 KiB objects is 64 KiB.  Objects go back onto the free list of the span the
  *    page map names, and a span whose objects are all back returns to the
  *    page heap at once.
  *

@@ -43,7 +43,7 @@ struct bk_span {
     /* Small spans: owned by the central list of `cls`, under its lock. */
     uint32_t used;              /* objects out of the span (caches + program) */
     void *freelist;             /* free objects, linked through word 0 */
-    uintptr_t carved;           /* objects starting below this page boundary
+    uintptr_t carved;           /* objects starting below this 4 KiB boundary
                                    have been carved; grows; written under the
                                    class lock, read by free's slow path */
     struct bk_span *prev, *next;
