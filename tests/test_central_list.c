@@ -44,12 +44,10 @@ static unsigned take(unsigned cls, unsigned stripe, unsigned want, struct pool *
         CHECK_LIMITED(s->kind == BK_SPAN_SMALL && s->cls == cls,
                       "class %u: object %p in a span of kind %u class %u", cls, p, s->kind,
                       s->cls);
-        /* a page gets its class byte once all of it is carved (4 KiB at a time) */
-        uintptr_t page_end = (a & ~(uintptr_t)(BK_PAGE_SIZE - 1)) + BK_PAGE_SIZE;
-        uintptr_t end = s->start + (uintptr_t)ci->objects * ci->size;
-        unsigned want_cls = s->carved >= (page_end < end ? page_end : end) ? cls : 0;
-        CHECK_LIMITED(bk_pm_class(a) == want_cls, "class %u: page map says %u, want %u (carved to +%#lx)",
-                      cls, bk_pm_class(a), want_cls, (unsigned long)(s->carved - s->start));
+        CHECK_LIMITED(bk_pm_class(a) == cls, "class %u: page map says %u", cls, bk_pm_class(a));
+        uintptr_t w = bk_pm_window_index(a);
+        CHECK_LIMITED(w >= BK_PM_WINDOW_SLOTS || bk_pm_window[w] == cls,
+                      "class %u: window says %u", cls, bk_pm_window[w]);
         CHECK_LIMITED(a < s->carved, "class %u: object %p above the carved part", cls, p);
         CHECK_LIMITED(a % 16 == 0, "class %u: object %p misaligned", cls, p);
         CHECK_LIMITED(a >= s->start && a + ci->size <= s->start + ci->objects * (uintptr_t)ci->size,
@@ -206,11 +204,18 @@ static void test_reuse(void)
     CHECK(st.spans == 0, "class %u: %zu spans left", b, st.spans);
 }
 
+/* The class byte the free() fast path sees for a (0 outside the window). */
+static unsigned window_class(uintptr_t a)
+{
+    uintptr_t w = bk_pm_window_index(a);
+    return w < BK_PM_WINDOW_SLOTS ? bk_pm_window[w] : 0;
+}
+
 /* Carving (central_list.c): a new span is carved 4 KiB at a time, as its
- * free list runs dry, and a brisk page gets its class byte (the fast path
- * of free) only once all of it is carved.  Class 512 (8 objects per 4 KiB,
- * spans of 16 KiB) is used by no other test here, so its first take opens
- * a new span. */
+ * free list runs dry, and each piece gets its window slot's class byte
+ * (the fast path of free) as it is carved, not before.  Class 512 (8
+ * objects per 4 KiB, spans of 16 KiB) is used by no other test here, so
+ * its first take opens a new span. */
 static void test_carving(void)
 {
     unsigned cls = bk_size_to_class(512);
@@ -219,26 +224,24 @@ static void test_carving(void)
     REQUIRE(bk_central_take(cls, 0, 1, 1, &chain[0]) == 1);
     struct bk_span *s = bk_pm_span((uintptr_t)chain[0]);
     REQUIRE(s != NULL && (uintptr_t)chain[0] == s->start);
+    REQUIRE(bk_pm_window_index(s->start) < BK_PM_WINDOW_SLOTS);
     CHECK(s->carved == s->start + 4096, "one object carved %#lx bytes",
           (unsigned long)(s->carved - s->start));
-    CHECK(bk_pm_class(s->start) == 0, "a half-carved page has class %u", bk_pm_class(s->start));
-    CHECK(bk_pm_window_index(s->start) >= BK_PM_WINDOW_PAGES ||
-              bk_pm_window[bk_pm_window_index(s->start)] == 0,
-          "the window has a class for a half-carved page");
+    CHECK(window_class(s->start) == cls && window_class(s->start + 4095) == cls &&
+              window_class(s->start + 4096) == 0,
+          "first piece: window classes %u %u", window_class(s->start),
+          window_class(s->start + 4096));
     REQUIRE(bk_central_take(cls, 0, 7, 7, &chain[1]) == 7);   /* the rest of the piece */
     CHECK(s->carved == s->start + 4096, "8 objects carved %#lx bytes",
           (unsigned long)(s->carved - s->start));
     REQUIRE(bk_central_take(cls, 0, 1, 1, &chain[2]) == 1);   /* the next piece */
     CHECK((uintptr_t)chain[2] == s->start + 4096, "ninth object at +%#lx",
           (unsigned long)((uintptr_t)chain[2] - s->start));
-    CHECK(s->carved == s->start + 8192 && bk_pm_class(s->start) == cls &&
-              bk_pm_class(s->start + 8192) == 0,
-          "after the second piece: carved +%#lx, classes %u and %u",
-          (unsigned long)(s->carved - s->start), bk_pm_class(s->start),
-          bk_pm_class(s->start + 8192));
-    CHECK(bk_pm_window_index(s->start) >= BK_PM_WINDOW_PAGES ||
-              bk_pm_window[bk_pm_window_index(s->start)] == cls,
-          "the window has no class for a carved page");
+    CHECK(s->carved == s->start + 8192 && window_class(s->start + 4096) == cls &&
+              window_class(s->start + 8192) == 0,
+          "second piece: carved +%#lx, window classes %u and %u",
+          (unsigned long)(s->carved - s->start), window_class(s->start + 4096),
+          window_class(s->start + 8192));
     for (int i = 0; i < 3; i++)
         bk_central_return(cls, chain[i]);
 }

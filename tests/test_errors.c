@@ -211,8 +211,9 @@ static void *bad_uncarved_slot(void)
 }
 
 /* The uncarved half of a half-carved page: after the first 4 KiB
- * allocation, slot 1 shares the brisk page (8 KiB) of slot 0, whose class
- * byte is still 0, but lies above the carved part. */
+ * allocation, slot 1 shares the brisk page (8 KiB) of slot 0 and the tree's
+ * class byte, but lies in a piece not carved yet (window byte 0, above the
+ * span's carved bound). */
 static void *bad_half_carved_slot(void)
 {
     char *p = brisk_malloc(4096);
@@ -251,6 +252,7 @@ static const struct bad_case {
     { "free(slot on a page of a span not carved yet)", bad_uncarved_slot, FREE },
     { "malloc_usable_size(slot on a page not carved yet)", bad_uncarved_slot, USABLE },
     { "free(uncarved half of a half-carved page)", bad_half_carved_slot, FREE },
+    { "malloc_usable_size(uncarved half of a half-carved page)", bad_half_carved_slot, USABLE },
     { "realloc(uncarved half of a half-carved page)", bad_half_carved_slot, REALLOC },
     { "free(large block already freed)", bad_freed_large, FREE },
     { "free_sized(middle of a small block)", bad_small_middle, FREE_SIZED },

@@ -20,13 +20,13 @@ static struct bk_span spans[4];
 static unsigned fast_class(uintptr_t a)
 {
     uintptr_t w = bk_pm_window_index(a);
-    return w < BK_PM_WINDOW_PAGES ? bk_pm_window[w] : 0;
+    return w < BK_PM_WINDOW_SLOTS ? bk_pm_window[w] : 0;
 }
 
 static size_t window_nonzero(void)
 {
     size_t n = 0;
-    for (uintptr_t i = 0; i < BK_PM_WINDOW_PAGES; i++)
+    for (uintptr_t i = 0; i < BK_PM_WINDOW_SLOTS; i++)
         n += bk_pm_window[i] != 0;
     return n;
 }
@@ -38,7 +38,7 @@ static void test_window_unplaced(void)
     const uintptr_t probe[] = { 0, 4096, 0x400000, 0x300000000000ull, TOP - 1, TOP,
                                 UINTPTR_MAX, (uintptr_t)1 << 63 };
     for (unsigned i = 0; i < sizeof probe / sizeof probe[0]; i++)
-        CHECK(bk_pm_window_index(probe[i]) >= BK_PM_WINDOW_PAGES,
+        CHECK(bk_pm_window_index(probe[i]) >= BK_PM_WINDOW_SLOTS,
               "%#lx is inside the unplaced window", (unsigned long)probe[i]);
 }
 
@@ -73,23 +73,23 @@ static void test_set_clear(void)
     CHECK(bk_pm_class(base) == 0 && bk_pm_span(base) == NULL, "no leaf yet, yet an entry");
     REQUIRE(bk_pm_ensure(base, 64 * PG), "ensure failed");
     CHECK(bk_pm_root[base >> BK_PM_LEAF_SHIFT] != NULL, "leaf not published");
-    CHECK(bk_pm_window_index(base) >= BK_PM_WINDOW_PAGES, "an ensure placed the window");
+    CHECK(bk_pm_window_index(base) >= BK_PM_WINDOW_SLOTS, "an ensure placed the window");
     /* the page heap places the window at its first region: base is below
      * 64 TiB, where only the bottom-up layout puts mappings, so the window
      * has 16 GiB below base and the rest above, on a 64 MiB boundary */
     bk_pm_window_place(base);
     bk_pm_window_place(base + ((uintptr_t)1 << 40));     /* placed once only */
-    uintptr_t wstart = bk_pm_window_first << BK_PAGE_SHIFT;
-    uintptr_t wend = wstart + (BK_PM_WINDOW_PAGES << BK_PAGE_SHIFT);
+    uintptr_t wstart = bk_pm_window_first << BK_PM_SLOT_SHIFT;
+    uintptr_t wend = wstart + (BK_PM_WINDOW_SLOTS << BK_PM_SLOT_SHIFT);
     CHECK(wstart % (64u << 20) == 0, "window start %#lx not 64 MiB aligned",
           (unsigned long)wstart);
     CHECK(base >= wstart && base - wstart == BK_PM_WINDOW_ABOVE,
           "window [%#lx, %#lx) badly placed around %#lx", (unsigned long)wstart,
           (unsigned long)wend, (unsigned long)base);
-    CHECK(bk_pm_window_index(wstart - 1) >= BK_PM_WINDOW_PAGES &&
-              bk_pm_window_index(wend) >= BK_PM_WINDOW_PAGES &&
+    CHECK(bk_pm_window_index(wstart - 1) >= BK_PM_WINDOW_SLOTS &&
+              bk_pm_window_index(wend) >= BK_PM_WINDOW_SLOTS &&
               bk_pm_window_index(wstart) == 0 &&
-              bk_pm_window_index(wend - 1) == BK_PM_WINDOW_PAGES - 1,
+              bk_pm_window_index(wend - 1) == BK_PM_WINDOW_SLOTS - 1,
           "window edges");
     CHECK(window_nonzero() == 0, "fresh window not empty");
     for (uintptr_t a = base; a < base + 64 * PG; a += PG / 2)
@@ -106,7 +106,10 @@ static void test_set_clear(void)
         CHECK_LIMITED(fast_class(a) == bk_pm_class(a), "window class at +%#lx: %u",
                       (unsigned long)(a - base), fast_class(a));
     }
-    CHECK(window_nonzero() == 8, "window holds %zu classed pages, want 8", window_nonzero());
+    CHECK(window_nonzero() == 8 * PG / BK_PM_SLOT_SIZE, "window holds %zu classed slots, want %lu",
+          window_nonzero(), (unsigned long)(8 * PG / BK_PM_SLOT_SIZE));
+    CHECK(bk_pm_window_index(base + PG) - bk_pm_window_index(base) == PG / BK_PM_SLOT_SIZE,
+          "a page is not %lu slots", (unsigned long)(PG / BK_PM_SLOT_SIZE));
     /* overwrite part of it, then clear part of it */
     bk_pm_set(base + 8 * PG, 2, &spans[1], 96);
     CHECK(bk_pm_class(base + 7 * PG + PG - 1) == 17, "page 7 lost its class");
@@ -114,8 +117,21 @@ static void test_set_clear(void)
           "overwrite not visible");
     CHECK(bk_pm_class(base + 10 * PG) == 17 && bk_pm_span(base + 10 * PG) == &spans[0],
           "page 10 changed by an overwrite of 8..9");
-    CHECK(fast_class(base + 8 * PG) == 96 && fast_class(base + 7 * PG) == 17,
+    CHECK(fast_class(base + 8 * PG) == 96 && fast_class(base + 9 * PG + PG / 2) == 96 &&
+              fast_class(base + 7 * PG + PG / 2) == 17,
           "window not overwritten like the tree");
+
+    /* carving a piece: the window slot of that piece only, the tree's page */
+    bk_pm_set(base + 40 * PG, 2, &spans[1], 0);
+    bk_pm_set_class(base + 40 * PG + BK_PM_SLOT_SIZE, 5);
+    for (uintptr_t a = base + 40 * PG; a < base + 42 * PG; a += 256) {
+        int in = a >= base + 40 * PG + BK_PM_SLOT_SIZE && a < base + 40 * PG + 2 * BK_PM_SLOT_SIZE;
+        CHECK_LIMITED(fast_class(a) == (in ? 5u : 0u), "piece: window class at +%#lx: %u",
+                      (unsigned long)(a - base), fast_class(a));
+    }
+    CHECK(bk_pm_class(base + 40 * PG) == 5 && bk_pm_class(base + 41 * PG) == 0,
+          "piece: tree classes %u %u", bk_pm_class(base + 40 * PG), bk_pm_class(base + 41 * PG));
+    bk_pm_set(base + 40 * PG, 2, NULL, 0);
     bk_pm_set(base + 4 * PG, 8, NULL, 0);
     for (uintptr_t a = base; a < base + 64 * PG; a += PG)
         CHECK_LIMITED(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL, "not cleared at +%#lx",
@@ -195,13 +211,14 @@ static void test_leaf_boundaries(void)
 /* A page at the window's last slot and one just past it. */
 static void test_window_edges(void)
 {
-    uintptr_t wend = (bk_pm_window_first + BK_PM_WINDOW_PAGES) << BK_PAGE_SHIFT;
+    uintptr_t wend = (bk_pm_window_first + BK_PM_WINDOW_SLOTS) << BK_PM_SLOT_SHIFT;
     REQUIRE(bk_pm_ensure(wend - 2 * PG, 4 * PG), "ensure at the window's end");
     bk_pm_set(wend - 2 * PG, 4, &spans[1], 21);
     CHECK(fast_class(wend - PG) == 21 && fast_class(wend - 2 * PG) == 21,
           "last window pages: %u %u", fast_class(wend - 2 * PG), fast_class(wend - PG));
     CHECK(fast_class(wend) == 0 && bk_pm_class(wend) == 21, "page past the window");
-    CHECK(bk_pm_window[BK_PM_WINDOW_PAGES - 1] == 21 && window_nonzero() == 2,
+    CHECK(bk_pm_window[BK_PM_WINDOW_SLOTS - 1] == 21 &&
+              window_nonzero() == 2 * PG / BK_PM_SLOT_SIZE,
           "window slots written: %zu", window_nonzero());
     bk_pm_set(wend - 2 * PG, 4, NULL, 0);
     CHECK(window_nonzero() == 0, "window end not cleared");

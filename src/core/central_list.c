@@ -105,15 +105,13 @@ static void partial_remove(struct bk_central *c, struct bk_span *s)
     s->in_partial = 0;
 }
 
-/* Carve the next piece of a span whose free list is empty, one OS page
- * (BK_CARVE_BYTES) at a time: the objects that start on it go onto the
+/* Carve the next piece of a span whose free list is empty, one window slot
+ * (4 KiB, an OS page) at a time: the objects that start in it go onto the
  * free list in address order, each with its free mark, so a class with a
  * few objects in a process touches 4 KiB of it, not a whole brisk page.
- * Once the last piece of a brisk page is carved, the page gets its class
- * byte, which lets free()'s fast path accept pointers into it; until then
- * frees of the page's carved objects take the slow path, which checks
- * s->carved.  False when every piece is carved. */
-#define BK_CARVE_BYTES 4096u
+ * Then the piece gets its class byte in the window, which lets free()'s
+ * fast path accept pointers into it.  False when every piece is carved. */
+#define BK_CARVE_BYTES BK_PM_SLOT_SIZE
 
 static bool carve_page(struct bk_span *s, unsigned cls, const struct bk_class_info *ci)
 {
@@ -129,8 +127,7 @@ static bool carve_page(struct bk_span *s, unsigned cls, const struct bk_class_in
         bk_set_free_mark((void *)p);
     }
     *link = NULL;
-    if ((next & (BK_PAGE_SIZE - 1)) == 0 || next >= end)
-        bk_pm_set_class(from & ~(uintptr_t)(BK_PAGE_SIZE - 1), cls);
+    bk_pm_set_class(from, cls);
     bk_store_relaxed(&s->carved, next);
     return true;
 }

@@ -3,8 +3,8 @@
 #include "../os/os.h"
 
 struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
-uintptr_t bk_pm_window_first = (UINTPTR_MAX >> BK_PAGE_SHIFT) + 1;   /* above every page */
-uint8_t bk_pm_window[BK_PM_WINDOW_PAGES];
+uintptr_t bk_pm_window_first = (UINTPTR_MAX >> BK_PM_SLOT_SHIFT) + 1;   /* above every slot */
+uint8_t bk_pm_window[BK_PM_WINDOW_SLOTS];
 static size_t leaf_bytes_mapped;
 
 /* Top-down (the default layout: mappings start just below the stack, far
@@ -24,8 +24,8 @@ uintptr_t bk_pm_window_start_for(uintptr_t addr)
 
 void bk_pm_window_place(uintptr_t addr)
 {
-    if (bk_pm_window_first > (UINTPTR_MAX >> BK_PAGE_SHIFT))
-        bk_store_relaxed(&bk_pm_window_first, bk_pm_window_start_for(addr) >> BK_PAGE_SHIFT);
+    if (bk_pm_window_first > (UINTPTR_MAX >> BK_PM_SLOT_SHIFT))
+        bk_store_relaxed(&bk_pm_window_first, bk_pm_window_start_for(addr) >> BK_PM_SLOT_SHIFT);
 }
 
 bool bk_pm_ensure(uintptr_t addr, size_t len)
@@ -55,9 +55,11 @@ void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls)
         size_t idx = bk_pm_index(a);
         bk_store_relaxed(&leaf->cls[idx], (uint8_t)cls);
         bk_store_relaxed(&leaf->span[idx], s);
-        uintptr_t w = bk_pm_window_index(a);
-        if (w < BK_PM_WINDOW_PAGES)
-            bk_store_relaxed(&bk_pm_window[w], (uint8_t)cls);
+        for (uintptr_t o = 0; o < BK_PAGE_SIZE; o += BK_PM_SLOT_SIZE) {
+            uintptr_t w = bk_pm_window_index(a + o);
+            if (w < BK_PM_WINDOW_SLOTS)
+                bk_store_relaxed(&bk_pm_window[w], (uint8_t)cls);
+        }
     }
 }
 
@@ -65,7 +67,7 @@ void bk_pm_set_class(uintptr_t addr, unsigned cls)
 {
     bk_store_relaxed(&bk_pm_root[addr >> BK_PM_LEAF_SHIFT]->cls[bk_pm_index(addr)], (uint8_t)cls);
     uintptr_t w = bk_pm_window_index(addr);
-    if (w < BK_PM_WINDOW_PAGES)
+    if (w < BK_PM_WINDOW_SLOTS)
         bk_store_relaxed(&bk_pm_window[w], (uint8_t)cls);
 }
 

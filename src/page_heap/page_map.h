@@ -9,28 +9,33 @@
  * program's own synchronisation orders a free after the malloc that returned
  * the pointer).  Span entries are written under the page heap lock, and so
  * are class bytes when a span is placed or released; while a small span is
- * handed out, its owner (the class's central list) writes the class byte
- * of each page as it carves it, under the class lock.
+ * handed out, its owner (the class's central list) writes the class bytes
+ * as it carves the span, a 4 KiB piece at a time, under the class lock.
  *
  * Class 0 means "not a small object here": a large or huge span's first
- * page, a page of a small span not carved yet, or memory brisk does not
- * own.
+ * page, a page (tree) or piece (window) of a small span not carved yet, or
+ * memory brisk does not own.  In the tree a page has its class once its
+ * first piece is carved; the slow paths check the span's carved bound
+ * (bk_central_owns), not the tree's class byte.
  *
  * The window.  The fast path of free() reads only a class byte, and not from
  * the tree (two dependent loads and a null test) but from a flat array,
- * bk_pm_window: one byte per page of a fixed 128 GiB window of address space,
- * 16 MiB of BSS of which only the pages describing mapped memory are ever
- * touched (8 KiB per 64 MiB region).  The window is placed once, around
+ * bk_pm_window: one byte per 4 KiB slot (an OS page, the carving step) of
+ * a fixed 128 GiB window of address space, 32 MiB of BSS of which only the
+ * pages describing mapped memory are ever touched (16 KiB per 64 MiB
+ * region).  A slot's byte is the class once its piece is carved, so a
+ * class with a few objects in a process touches one OS page of its span
+ * and still frees on the fast path.  The window is placed once, around
  * the first region the page heap maps (never around a huge block's own
  * mapping, which may be freed and leave the window far from the heap),
  * with 16 GiB on one side of it and 112 GiB on the side the heap grows
  * towards: the kernel places each new mapping next to the previous one,
  * downwards in the default layout and upwards in the legacy one, so the
  * regions of all but enormous heaps (or programs that map tens of GiB of
- * their own in between) land inside it.  A page outside the window reads
+ * their own in between) land inside it.  A slot outside the window reads
  * as class 0 in the fast path and its free goes to the slow path, which
  * uses the tree: slower, never wrong.  Before it is placed the window
- * starts above every possible page number, so it holds nothing, and once
+ * starts above every possible slot number, so it holds nothing, and once
  * placed it never moves; a reader that sees the old position only
  * misses the fast path. */
 #ifndef BRISK_PAGE_MAP_H
@@ -53,13 +58,15 @@ struct bk_pm_leaf {
 extern BK_INTERNAL struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
 
 #define BK_PM_WINDOW_SHIFT 37                                  /* 128 GiB */
-#define BK_PM_WINDOW_PAGES ((uintptr_t)1 << (BK_PM_WINDOW_SHIFT - BK_PAGE_SHIFT))
+#define BK_PM_SLOT_SHIFT   12                                  /* a byte per 4 KiB */
+#define BK_PM_SLOT_SIZE    ((uintptr_t)1 << BK_PM_SLOT_SHIFT)
+#define BK_PM_WINDOW_SLOTS ((uintptr_t)1 << (BK_PM_WINDOW_SHIFT - BK_PM_SLOT_SHIFT))
 #define BK_PM_WINDOW_ABOVE ((uintptr_t)16 << 30)               /* room behind the first region */
 
-extern BK_INTERNAL uintptr_t bk_pm_window_first;               /* page number of its first page */
-extern BK_INTERNAL uint8_t bk_pm_window[BK_PM_WINDOW_PAGES];
+extern BK_INTERNAL uintptr_t bk_pm_window_first;               /* slot number of its first slot */
+extern BK_INTERNAL uint8_t bk_pm_window[BK_PM_WINDOW_SLOTS];
 
-/* Index of addr's page in the window: BK_PM_WINDOW_PAGES or more (the
+/* Index of addr's slot in the window: BK_PM_WINDOW_SLOTS or more (the
  * subtraction wraps) when addr lies outside it.  A plain read, so that it
  * folds into the subtraction: bk_pm_window_first is written once, when the
  * page heap maps its first region, and a free of a small block happens
@@ -67,7 +74,7 @@ extern BK_INTERNAL uint8_t bk_pm_window[BK_PM_WINDOW_PAGES];
  */
 BK_FAST_PATH uintptr_t bk_pm_window_index(uintptr_t addr)
 {
-    return (addr >> BK_PAGE_SHIFT) - bk_pm_window_first;
+    return (addr >> BK_PM_SLOT_SHIFT) - bk_pm_window_first;
 }
 
 static inline struct bk_pm_leaf *bk_pm_leaf_of(uintptr_t addr)
@@ -109,9 +116,10 @@ BK_INTERNAL uintptr_t bk_pm_window_start_for(uintptr_t addr);
 /* Point npages pages from addr at span s with class cls (s may be NULL and
  * cls 0 to clear).  Leaves must exist.  Caller holds the page heap lock. */
 BK_INTERNAL void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls);
-/* Set the class byte of one page of a small span that is handed out (its
- * span entries are set).  The span's owner (its central list) calls this
- * as it carves the page, under the class lock: the page heap does not
+/* Give the 4 KiB piece at addr of a small span that is handed out (its
+ * span entries are set) its class byte in the window, and its page its
+ * class byte in the tree.  The span's owner (its central list) calls this
+ * as it carves the piece, under the class lock: the page heap does not
  * touch the entries of a span while it is handed out. */
 BK_INTERNAL void bk_pm_set_class(uintptr_t addr, unsigned cls);
 /* Bytes of leaves mapped (metadata statistics). */

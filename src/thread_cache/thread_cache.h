@@ -101,7 +101,7 @@ BK_FAST_PATH void bk_tc_free(void *ptr)
 {
     uintptr_t a = (uintptr_t)ptr;
     uintptr_t w = bk_pm_window_index(a);
-    if (bk_likely(w < BK_PM_WINDOW_PAGES)) {
+    if (bk_likely(w < BK_PM_WINDOW_SLOTS)) {
         unsigned cls = bk_load_relaxed(&bk_pm_window[w]);
         if (bk_likely(bk_on_object_boundary(cls, a))) {
             void **p = ptr;
