@@ -207,6 +207,7 @@ static void *bad_uncarved_slot(void)
         fprintf(stderr, "setup: the 4 KiB span is carved past slot 12\n");
         _exit(3);
     }
+    brisk_free(p);    /* cached: the list now has room, so only the class byte stops the fast path */
     return (void *)slot;
 }
 
@@ -222,6 +223,12 @@ static void *bad_half_carved_slot(void)
         fprintf(stderr, "setup: not the first 4 KiB block of a fresh span\n");
         _exit(3);
     }
+    uintptr_t w = bk_pm_window_index((uintptr_t)p + 4096);
+    if (w < BK_PM_WINDOW_SLOTS && bk_pm_window[w] != 0) {
+        fprintf(stderr, "the window has a class for a piece not carved yet\n");
+        _exit(3);
+    }
+    brisk_free(p);    /* cached: the list now has room, so only the class byte stops the fast path */
     return p + 4096;
 }
 

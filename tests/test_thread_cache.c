@@ -262,7 +262,7 @@ static void test_cross_thread(void)
  * it) reach free() with class 0 in the window: the slow path must find
  * their class in the tree and cache them like any other, and still catch a
  * double free.  Simulated by clearing the window byte of a live block's
- * page for the duration of the test. */
+ * slot for the duration of the test. */
 static void test_outside_window(void)
 {
     void *keep = brisk_malloc(48);             /* holds the span */
@@ -316,7 +316,7 @@ static void test_slow_start(void)
     REQUIRE(pthread_create(&t, NULL, slow_start_thread, &cap) == 0);
     pthread_join(t, NULL);
     unsigned batch = bk_classes[bk_size_to_class(64)].batch;
-    CHECK(cap <= batch, "after 63 mallocs of 64 bytes a new thread's capacity is %u, over "
+    CHECK(cap == batch, "after 63 mallocs of 64 bytes a new thread's capacity is %u, not "
           "one batch (%u)", cap, batch);
 }
 

@@ -29,17 +29,16 @@
  *    objects (the partial list).  A span is carved lazily, 4 KiB (an OS
  *    page) at a time, when its free list runs empty: the objects that
  *    start in the piece go onto the free list in address order, each with
- *    its free mark, and once the last piece of a brisk page (8 KiB) is
- *    carved, the page gets its class byte in the page map.  So every
- *    object slot below s->carved is at all times either free and marked or
- *    handed out, and every slot above it was never handed out: free() of
- *    such a slot finds class 0 and is rejected by the slow path
- *    (bk_central_owns), and free() of a carved object on a page whose
- *    class byte is still 0 takes the slow path and is accepted there.  A
- *    program that uses a few objects of a class touches the OS pages of
- *    those objects, not a whole span: a span of 4 KiB objects is 64 KiB.  Objects go back onto the free list of the span the
- *    page map names, and a span whose objects are all back returns to the
- *    page heap at once.
+ *    its free mark, and only then does the piece get its class byte in the
+ *    page map's window (one byte per 4 KiB; page_map.h).  So every object
+ *    slot below s->carved is at all times either free and marked or handed
+ *    out, and every slot above it was never handed out: free() of such a
+ *    slot finds class 0 in the window and is rejected by the slow path
+ *    (bk_central_owns).  A program that uses a few objects of a class
+ *    touches the OS pages of those objects, not a whole span: a span of
+ *    4 KiB objects is 64 KiB.  Objects go back onto the free list of the
+ *    span the page map names, and a span whose objects are all back
+ *    returns to the page heap at once.
  *
  * Lock order: stripe lock, then class lock, then page heap lock. */
 #ifndef BRISK_CENTRAL_LIST_H
@@ -60,7 +59,7 @@ struct bk_central_stats {
 };
 
 /* Whether a is an object of small span s that may have been handed out:
- * on an object boundary, on a carved page.  Read without the class lock
+ * on an object boundary, below s->carved.  Read without the class lock
  * (s->carved only grows while the span lives). */
 static inline bool bk_central_owns(const struct bk_span *s, uintptr_t a)
 {

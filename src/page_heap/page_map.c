@@ -12,7 +12,9 @@ static size_t leaf_bytes_mapped;
  * is BK_PM_WINDOW_ABOVE above addr, the rest below.  Bottom-up (the legacy
  * layout, e.g. under `ulimit -s unlimited`: mappings start near a third of
  * the address space and climb): the other way round.  Either way rounded
- * down to 64 MiB, and clamped at address 0. */
+ * down to 64 MiB, and clamped at address 0.  The 64 TiB threshold assumes
+ * x86-64's 47-bit user address space (BK_PM_ADDR_BITS); with a smaller one
+ * every layout reads as bottom-up, which costs only fast-path coverage. */
 uintptr_t bk_pm_window_start_for(uintptr_t addr)
 {
     uintptr_t span = (uintptr_t)1 << BK_PM_WINDOW_SHIFT;

@@ -114,7 +114,10 @@ BK_INTERNAL void bk_pm_window_place(uintptr_t addr);
 /* Where the window starts when placed around addr (see above). */
 BK_INTERNAL uintptr_t bk_pm_window_start_for(uintptr_t addr);
 /* Point npages pages from addr at span s with class cls (s may be NULL and
- * cls 0 to clear).  Leaves must exist.  Caller holds the page heap lock. */
+ * cls 0 to clear), in the tree and in every window slot of those pages.
+ * The page heap always passes 0 (carving gives the class, a piece at a
+ * time); a nonzero class would open uncarved slots to the fast path.
+ * Leaves must exist.  Caller holds the page heap lock. */
 BK_INTERNAL void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls);
 /* Give the 4 KiB piece at addr of a small span that is handed out (its
  * span entries are set) its class byte in the window, and its page its

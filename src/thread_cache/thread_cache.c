@@ -253,8 +253,9 @@ static void note_slow_path(struct bk_tcache *tc, unsigned cls)
  * capacity is short of what the refill wants (so 63 live 64-byte blocks
  * leave one batch of capacity, not six); afterwards every refill grows it,
  * since a list that keeps running empty is one in demand.  Parked batches,
- * resident already, are taken whole at any time; such a refill, like one
- * that finds nothing, does not count as a step of the slow start. */
+ * resident already, are taken whole at any time; a refill that gets more
+ * than it wanted that way, like one that finds nothing, does not count as
+ * a step of the slow start. */
 #define BK_SLOW_START_FILLS 6
 
 static void *refill(struct bk_tcache *tc, unsigned cls)

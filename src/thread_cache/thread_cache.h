@@ -92,11 +92,11 @@ BK_FAST_PATH void *bk_tc_malloc(size_t size)
  * callgrind): 7 read the class from the page map's window, 6 validate the
  * pointer, 4 check the free mark, 2 load the cache pointer, 4 check the
  * room and 5 push the block.  The class byte is 0 outside the window, for
- * NULL and foreign pointers, large blocks and pages not carved yet; then
- * come the tests: the pointer sits on an object boundary of a small span
- * (class 0 fails this test), it does not carry its own free mark already,
- * and the list has room.  Anything else goes to the slow path, which
- * either handles it or reports it. */
+ * NULL and foreign pointers, large blocks and 4 KiB pieces not carved yet.
+ * Then come the tests: the pointer sits on an object boundary of a small
+ * span (class 0 fails this test), it does not carry its own free mark
+ * already, and the list has room.  Anything else goes to the slow path,
+ * which either handles it or reports it. */
 BK_FAST_PATH void bk_tc_free(void *ptr)
 {
     uintptr_t a = (uintptr_t)ptr;
