@@ -6,10 +6,10 @@
 static void list_push(struct bk_buddy *b, size_t p, unsigned order)
 {
     uint16_t h = b->head[order];
-    b->next[p] = h;
-    b->prev[p] = BK_BUDDY_NIL;
+    b->node[p].next = h;
+    b->node[p].prev = BK_BUDDY_NIL;
     if (h != BK_BUDDY_NIL)
-        b->prev[h] = (uint16_t)p;
+        b->node[h].prev = (uint16_t)p;
     b->head[order] = (uint16_t)p;
     b->head_order[p] = (uint8_t)(order + 1);
     b->order_mask |= 1u << order;
@@ -17,13 +17,13 @@ static void list_push(struct bk_buddy *b, size_t p, unsigned order)
 
 static void list_remove(struct bk_buddy *b, size_t p, unsigned order)
 {
-    uint16_t n = b->next[p], pr = b->prev[p];
+    uint16_t n = b->node[p].next, pr = b->node[p].prev;
     if (pr != BK_BUDDY_NIL)
-        b->next[pr] = n;
+        b->node[pr].next = n;
     else
         b->head[order] = n;
     if (n != BK_BUDDY_NIL)
-        b->prev[n] = pr;
+        b->node[n].prev = pr;
     b->head_order[p] = 0;
     if (b->head[order] == BK_BUDDY_NIL)
         b->order_mask &= ~(1u << order);
@@ -62,9 +62,9 @@ static void set_bits(uint64_t *map, size_t first, size_t n, bool on)
 
 void bk_buddy_init(struct bk_buddy *b, unsigned max_order)
 {
-    /* next, prev and freed_at are only ever read at the heads of free
-     * blocks, which list_push and free_block write first: left alone, they
-     * stay untouched in a fresh region header (64 of its 74 KiB). */
+    /* node[] is only ever read at the heads of free blocks, which
+     * list_push and free_block write first: left alone, it stays untouched
+     * in a fresh region header (64 of its 74 KiB). */
     b->free_pages = b->dirty_free = b->order_mask = 0;
     memset(b->head_order, 0, sizeof b->head_order);
     memset(b->clean, 0, sizeof b->clean);
@@ -93,7 +93,7 @@ static void free_block(struct bk_buddy *b, size_t p, unsigned order, uint32_t t)
             break;
         size_t buddy_dirty = n - count_bits(b->clean, buddy, n);
         if (buddy_dirty) {
-            int64_t delta = (int32_t)(b->freed_at[buddy] - t);
+            int64_t delta = (int32_t)(b->node[buddy].freed_at - t);
             t += (uint32_t)(delta * (int64_t)buddy_dirty / (int64_t)(dirty + buddy_dirty));
         }
         dirty += buddy_dirty;
@@ -102,7 +102,7 @@ static void free_block(struct bk_buddy *b, size_t p, unsigned order, uint32_t t)
         order++;
     }
     list_push(b, p, order);
-    b->freed_at[p] = t;
+    b->node[p].freed_at = t;
 }
 
 /* Free [first, first + n) as maximal aligned blocks freed at `t`. */
@@ -129,12 +129,12 @@ long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages, bool 
         return -1;
     unsigned k = order + (unsigned)__builtin_ctz(avail);
     size_t p = b->head[k];
-    uint32_t t = b->freed_at[p];
+    uint32_t t = b->node[p].freed_at;
     list_remove(b, p, k);
     while (k > order) {                  /* split, keeping the lower half */
         k--;
         list_push(b, p + ((size_t)1 << k), k);
-        b->freed_at[p + ((size_t)1 << k)] = t;
+        b->node[p + ((size_t)1 << k)].freed_at = t;
     }
     size_t block = (size_t)1 << order;
     if (block > npages)                  /* give the tail back */
@@ -175,7 +175,7 @@ bool bk_buddy_claim(struct bk_buddy *b, size_t first, size_t npages)
     size_t clean = count_bits(b->clean, first, npages);
     for (size_t p = first; p < end;) {
         size_t h = (size_t)block_holding(b, p, &k), n = (size_t)1 << k;
-        uint32_t t = b->freed_at[h];
+        uint32_t t = b->node[h].freed_at;
         list_remove(b, h, k);
         if (h < first)
             free_range(b, h, first - h, t);
@@ -203,8 +203,8 @@ size_t bk_buddy_release(struct bk_buddy *b, const struct bk_buddy_release *req)
     unsigned top = req->max_order < b->max_order ? req->max_order : b->max_order;
     for (unsigned k = req->min_order; k <= top; k++) {
         size_t n = (size_t)1 << k;
-        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->next[p]) {
-            if (!bk_buddy_old_enough(b->freed_at[p], req->now, req->min_age))
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[p].next) {
+            if (!bk_buddy_old_enough(b->node[p].freed_at, req->now, req->min_age))
                 continue;
             size_t dirty = n - count_bits(b->clean, p, n);
             if (!dirty || !req->release(req->ctx, p, n))
@@ -224,7 +224,7 @@ size_t bk_buddy_dirty_in_blocks(const struct bk_buddy *b, unsigned min_order)
     size_t dirty = 0;
     for (unsigned k = min_order; k <= b->max_order; k++) {
         size_t n = (size_t)1 << k;
-        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->next[p])
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[p].next)
             dirty += n - count_bits(b->clean, p, n);
     }
     return dirty;

@@ -19,10 +19,11 @@
  *    read as zero (clean with MADV_DONTNEED; MADV_FREE releases pages that
  *    may keep their contents).  Allocated pages are neither.  dirty_free
  *    counts free pages that are not clean: what releasing would give back;
- *  - freed_at[p], at the head p of a free block, is the time (a caller's
- *    clock, milliseconds, compared modulo 2^32) its dirty pages were freed,
- *    on average: a merge takes the mean of its parts' times weighted by
- *    their dirty pages, and the halves of a split keep their parent's.  Decay releases a block
+ *  - node[p].freed_at, at the head p of a free block, is the time (a
+ *    caller's clock, milliseconds, compared modulo 2^32) its dirty pages
+ *    were freed, on average: a merge takes the mean of its parts' times
+ *    weighted by their dirty pages, and the halves of a split keep their
+ *    parent's.  Decay releases a block
  *    once it is old enough, so memory that is being reused never is, and a
  *    small span freed next to a long-idle block does not keep it resident.
  *
@@ -41,6 +42,16 @@
 #define BK_BUDDY_PAGES     BK_REGION_PAGES
 #define BK_BUDDY_NIL       0xffffu
 
+/* What a free block's head page carries: its links on its order's free
+ * list and its free time.  One array of these rather than one array per
+ * field, so that a fresh region (whose free blocks start at pages 1, 2, 4,
+ * ... 4096 after its first small span) touches a few pages of them, not a
+ * few of each. */
+struct bk_buddy_node {
+    uint16_t next, prev;
+    uint32_t freed_at;
+};
+
 struct bk_buddy {
     unsigned max_order;
     uint32_t free_pages;
@@ -48,10 +59,9 @@ struct bk_buddy {
     uint32_t order_mask;                       /* bit k: free list k non-empty */
     uint16_t head[BK_BUDDY_MAX_ORDER + 1];     /* first free block per order */
     uint8_t head_order[BK_BUDDY_PAGES];        /* order + 1 at free block heads */
-    uint16_t next[BK_BUDDY_PAGES], prev[BK_BUDDY_PAGES];
     uint64_t clean[BK_BUDDY_PAGES / 64];
     uint64_t zero[BK_BUDDY_PAGES / 64];
-    uint32_t freed_at[BK_BUDDY_PAGES];         /* at free block heads */
+    struct bk_buddy_node node[BK_BUDDY_PAGES]; /* at free block heads */
 };
 
 /* What bk_buddy_release gives back: free blocks of min_order..max_order
