@@ -246,6 +246,32 @@ static void test_carving(void)
         bk_central_return(cls, chain[i]);
 }
 
+/* Stripes are made on a class's first whole batch, not at start-up: class
+ * 2048 (batch 32) is used by no other test here. */
+static void test_lazy_stripes(void)
+{
+    unsigned cls = bk_size_to_class(2048);
+    unsigned batch = bk_classes[cls].batch;
+    CHECK(!bk_central_striped(cls), "class %u has stripes before any batch", cls);
+    void *chain;
+    REQUIRE(bk_central_take(cls, 0, 1, 1, &chain) == 1);
+    bk_central_give(cls, 0, chain, chain, 1);              /* one object: to its span */
+    CHECK(!bk_central_striped(cls), "a single object made stripes");
+    REQUIRE(bk_central_take(cls, 0, batch, batch, &chain) == batch);
+    void *last = chain;
+    while (*(void **)last)
+        last = *(void **)last;
+    bk_central_give(cls, 0, chain, last, batch);           /* a whole batch: parked */
+    CHECK(bk_central_striped(cls), "a whole batch made no stripes");
+    struct bk_central_stats st;
+    bk_central_get_stats(cls, &st);
+    CHECK(st.in_stripes == batch, "%zu objects parked, want %u", st.in_stripes, batch);
+    void *again;
+    CHECK(bk_central_take(cls, 0, batch, batch, &again) == batch && again == chain,
+          "the parked batch did not come back whole");
+    bk_central_return(cls, again);
+}
+
 int main(void)
 {
     bk_core_init();
@@ -257,5 +283,6 @@ int main(void)
         test_class(bk_size_to_class(sizes[i]));
     test_reuse();
     test_carving();
+    test_lazy_stripes();
     return check_report("test_central_list");
 }

@@ -26,7 +26,7 @@ struct bk_central {
     size_t spans;
     size_t free_in_spans;
     uint32_t max_batches;           /* per stripe */
-    struct bk_stripe *stripes;
+    struct bk_stripe *stripes;      /* NULL until the first whole batch */
 } BK_ALIGNED(BK_CACHELINE);
 
 #define BK_PARK_BYTES (128u * 1024u)
@@ -39,18 +39,6 @@ static unsigned nstripes = 1;
 static struct cds_lfs_node *as_node(void *object)
 {
     return (struct cds_lfs_node *)object;
-}
-
-static void init_stripes(struct bk_central *c, struct bk_stripe *stripes)
-{
-    c->stripes = stripes;
-    for (unsigned s = 0; s < nstripes; s++) {
-        bk_lock_init(&stripes[s].lock);
-        stripes[s].taken = NULL;
-        __cds_lfs_init(&stripes[s].stack);
-        stripes[s].nbatches = 0;
-        stripes[s].pops = stripes[s].pops_seen = 0;
-    }
 }
 
 void bk_central_init(unsigned n)
@@ -66,15 +54,40 @@ void bk_central_init(unsigned n)
         size_t batch_bytes = (size_t)ci->batch * ci->size;
         size_t max = BK_PARK_BYTES / batch_bytes;
         c->max_batches = (uint32_t)(max < 1 ? 1 : max > 16 ? 16 : max);
-        struct bk_stripe *stripes = bk_meta_alloc(sizeof(struct bk_stripe) * nstripes, BK_CACHELINE);
-        if (!stripes) {
-            static struct bk_stripe fallback[BK_NUM_CLASSES];
-            c->max_batches = 0;      /* no parking: every flush goes to spans */
-            stripes = &fallback[cls];
-            nstripes = 1;
-        }
-        init_stripes(c, stripes);
+        c->stripes = NULL;
     }
+}
+
+/* A class's stripes, made on its first whole batch: a process touches
+ * stripe memory (128 bytes per stripe, up to 16 stripes) only for the
+ * classes whose batches actually move between threads and the central
+ * list, not for all of them at start-up.  Made under the class lock and
+ * published with a release store; NULL if the metadata arena is out of
+ * memory (the batch then goes to the spans). */
+static struct bk_stripe *stripes_of(struct bk_central *c)
+{
+    struct bk_stripe *stripes = bk_load_acquire(&c->stripes);
+    if (bk_likely(stripes != NULL))
+        return stripes;
+    bk_lock(&c->lock);
+    stripes = c->stripes;
+    if (!stripes && (stripes = bk_meta_alloc(sizeof *stripes * nstripes, BK_CACHELINE))) {
+        for (unsigned s = 0; s < nstripes; s++) {
+            bk_lock_init(&stripes[s].lock);
+            stripes[s].taken = NULL;
+            __cds_lfs_init(&stripes[s].stack);
+            stripes[s].nbatches = 0;
+            stripes[s].pops = stripes[s].pops_seen = 0;
+        }
+        bk_store_release(&c->stripes, stripes);
+    }
+    bk_unlock(&c->lock);
+    return stripes;
+}
+
+bool bk_central_striped(unsigned cls)
+{
+    return bk_load_acquire(&centrals[cls].stripes) != NULL;
 }
 
 unsigned bk_central_stripes(void)
@@ -275,11 +288,12 @@ unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, unsigned 
                          void **chain)
 {
     struct bk_central *c = &centrals[cls];
-    if (max == bk_classes[cls].batch) {
+    struct bk_stripe *stripes = bk_load_acquire(&c->stripes);
+    if (max == bk_classes[cls].batch && stripes) {
         /* Own stripe first, then the others: a consumer thread flushes to
          * its stripe what a producer on another stripe needs next. */
         for (unsigned i = 0; i < nstripes; i++) {
-            struct bk_stripe *st = &c->stripes[(stripe + i) & (nstripes - 1)];
+            struct bk_stripe *st = &stripes[(stripe + i) & (nstripes - 1)];
             void *first;
             if (bk_load_relaxed(&st->nbatches) != 0 &&
                 (first = stripe_pop(st, max, has_tail_word(cls))) != NULL) {
@@ -294,8 +308,9 @@ unsigned bk_central_take(unsigned cls, unsigned stripe, unsigned want, unsigned 
 void bk_central_give(unsigned cls, unsigned stripe, void *first, void *last, unsigned n)
 {
     struct bk_central *c = &centrals[cls];
-    if (n == bk_classes[cls].batch &&
-        stripe_push(c, &c->stripes[stripe & (nstripes - 1)], first, last, has_tail_word(cls)))
+    struct bk_stripe *stripes;
+    if (n == bk_classes[cls].batch && (stripes = stripes_of(c)) != NULL &&
+        stripe_push(c, &stripes[stripe & (nstripes - 1)], first, last, has_tail_word(cls)))
         return;
     return_to_spans(c, cls, first);
 }
@@ -315,9 +330,11 @@ static void drain_stripe(struct bk_central *c, unsigned cls, struct bk_stripe *s
 
 void bk_central_drain(void)
 {
-    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
-        for (unsigned s = 0; s < nstripes; s++)
-            drain_stripe(&centrals[cls], cls, &centrals[cls].stripes[s]);
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+        struct bk_stripe *stripes = bk_load_acquire(&centrals[cls].stripes);
+        for (unsigned s = 0; stripes && s < nstripes; s++)
+            drain_stripe(&centrals[cls], cls, &stripes[s]);
+    }
 }
 
 /* A stripe none of whose batches was taken since the last tick is idle:
@@ -328,8 +345,9 @@ void bk_central_decay(void)
 {
     for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
         struct bk_central *c = &centrals[cls];
-        for (unsigned s = 0; s < nstripes; s++) {
-            struct bk_stripe *st = &c->stripes[s];
+        struct bk_stripe *stripes = bk_load_acquire(&c->stripes);
+        for (unsigned s = 0; stripes && s < nstripes; s++) {
+            struct bk_stripe *st = &stripes[s];
             uint32_t pops = bk_load_relaxed(&st->pops);
             if (pops == st->pops_seen && bk_load_relaxed(&st->nbatches) != 0)
                 drain_stripe(c, cls, st);
@@ -347,26 +365,29 @@ void bk_central_get_stats(unsigned cls, struct bk_central_stats *st)
     st->free_in_spans = c->free_in_spans;
     bk_unlock(&c->lock);
     size_t batches = 0;
-    for (unsigned s = 0; s < nstripes; s++)
-        batches += bk_load_relaxed(&c->stripes[s].nbatches);
+    struct bk_stripe *stripes = bk_load_acquire(&c->stripes);
+    for (unsigned s = 0; stripes && s < nstripes; s++)
+        batches += bk_load_relaxed(&stripes[s].nbatches);
     st->in_stripes = batches * bk_classes[cls].batch;
 }
 
-/* Fork: stripes of every class, then every class lock, in class order. */
+/* Fork: every class lock, in class order (no stripes can appear while they
+ * are held), then the stripes that exist.  No path holds a stripe lock and
+ * a class lock at once, so this order deadlocks with nothing. */
 void bk_central_lock_all(void)
 {
     for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
-        for (unsigned s = 0; s < nstripes; s++)
-            bk_lock(&centrals[cls].stripes[s].lock);
-    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
         bk_lock(&centrals[cls].lock);
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        for (unsigned s = 0; centrals[cls].stripes && s < nstripes; s++)
+            bk_lock(&centrals[cls].stripes[s].lock);
 }
 
 void bk_central_unlock_all(void)
 {
     for (unsigned cls = BK_NUM_CLASSES - 1; cls >= 1; cls--)
-        bk_unlock(&centrals[cls].lock);
-    for (unsigned cls = BK_NUM_CLASSES - 1; cls >= 1; cls--)
-        for (unsigned s = 0; s < nstripes; s++)
+        for (unsigned s = 0; centrals[cls].stripes && s < nstripes; s++)
             bk_unlock(&centrals[cls].stripes[s].lock);
+    for (unsigned cls = BK_NUM_CLASSES - 1; cls >= 1; cls--)
+        bk_unlock(&centrals[cls].lock);
 }

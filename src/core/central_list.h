@@ -40,7 +40,9 @@
  *    span the page map names, and a span whose objects are all back
  *    returns to the page heap at once.
  *
- * Lock order: stripe lock, then class lock, then page heap lock. */
+ * Locks: a class lock, then the page heap lock (and the metadata lock
+ * under either); no path holds a stripe lock together with any other.
+ * Fork takes every class lock, then every stripe lock. */
 #ifndef BRISK_CENTRAL_LIST_H
 #define BRISK_CENTRAL_LIST_H
 
@@ -68,6 +70,8 @@ static inline bool bk_central_owns(const struct bk_span *s, uintptr_t a)
 
 BK_INTERNAL void bk_central_init(unsigned nstripes);
 BK_INTERNAL unsigned bk_central_stripes(void);
+/* Whether class cls has its stripes yet (made on its first whole batch). */
+BK_INTERNAL bool bk_central_striped(unsigned cls);
 /* Take objects of class cls as a NULL-terminated chain through word 0:
  * a whole parked batch when max is the class's batch and a stripe has one
  * (those objects are resident already), else up to `want` (<= max) from
