@@ -1,6 +1,7 @@
 /* Size-class table: lookup, spacing, waste bounds, span geometry and the
  * object-boundary test free() relies on. */
 #include <stdint.h>
+#include <string.h>
 
 #include "brisk.h"
 #include "core/size_class.h"
@@ -145,9 +146,24 @@ static void test_boundaries(void)
     }
 }
 
+/* The tables the library uses are generated at build time; they must be
+ * exactly what the derivation gives (and then the checks above, which read
+ * the library's tables, check the derivation's rules). */
+static void test_generated(void)
+{
+    static struct bk_size_tables t;
+    bk_size_classes_derive(&t);
+    CHECK(memcmp(t.lookup, bk_class_of_size, sizeof t.lookup) == 0,
+          "the compiled-in lookup table differs from the derivation");
+    CHECK(memcmp(t.classes, bk_classes, sizeof t.classes) == 0,
+          "the compiled-in class table differs from the derivation");
+    CHECK(memcmp(&t.checks, &bk_class_checks, sizeof t.checks) == 0,
+          "the compiled-in boundary checks differ from the derivation");
+}
+
 int main(void)
 {
-    bk_size_classes_init();
+    test_generated();
     test_table_shape();
     test_lookup();
     test_spans();

@@ -13,6 +13,8 @@ brisk_unit_test(test_smoke)
 
 # Internal structures.
 brisk_unit_test(test_size_class)
+# the derivation, to check the compiled-in (generated) tables against it
+target_sources(test_size_class PRIVATE ${CMAKE_SOURCE_DIR}/src/core/size_class.c)
 brisk_unit_test(test_buddy)
 brisk_unit_test(test_page_map)
 brisk_unit_test(test_central_list)

@@ -8,7 +8,6 @@
 #include "central_list.h"
 #include "decay.h"
 #include "options.h"
-#include "size_class.h"
 
 int bk_core_ready;
 uintptr_t bk_free_key;
@@ -33,7 +32,6 @@ void bk_core_init(void)
     bk_lock(&init_lock);
     if (!bk_core_ready) {
         bk_options_parse(bk_os_getenv("BRISK_CONF"));
-        bk_size_classes_init();
         bk_decay_init();
         bk_central_init(derive_stripes());
         bk_free_key = (uintptr_t)bk_os_random();

@@ -31,13 +31,15 @@
  * objects of a class: 256 KiB worth of small objects, but room for a burst
  * of 128 objects up to 8 KiB (a loop that allocates 100 buffers of 8 KiB and
  * frees them must not go to the central lists every time), and a per-thread
- * byte budget caps the sum (thread_cache.c). */
+ * byte budget caps the sum (thread_cache.c).
+ *
+ * The derivation runs at build time: size_class_gen.c prints its result as
+ * constant tables, which the library compiles in (read-only data, shared by
+ * every process that maps libbrisk.so, instead of 20 KiB of private memory
+ * filled at each start-up).  tests/test_size_class.c derives them again and
+ * checks the compiled-in tables against the derivation. */
 #include "size_class.h"
 #include "../page_heap/span.h"
-
-uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
-struct bk_class_info bk_classes[BK_NUM_CLASSES];
-struct bk_class_checks bk_class_checks;
 
 static uint32_t class_size(unsigned cls)
 {
@@ -54,9 +56,9 @@ static uint32_t clamp32(uint32_t v, uint32_t lo, uint32_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-static void derive_class(unsigned cls)
+static void derive_class(struct bk_size_tables *t, unsigned cls)
 {
-    struct bk_class_info *ci = &bk_classes[cls];
+    struct bk_class_info *ci = &t->classes[cls];
     uint32_t size = class_size(cls);
     uint32_t batch = clamp32(65536u / size, 2, 32);
     size_t span = BK_PAGE_SIZE;
@@ -76,21 +78,22 @@ static void derive_class(unsigned cls)
     /* floor(2^64 / size) + 1; 2^64 itself is not representable, so count
      * with 2^64 - 1 and add the one it misses when size divides 2^64. */
     uint64_t divc = UINT64_MAX / size + (UINT64_MAX % size == size - 1) + 1;
-    bk_class_checks.off_mask[cls] = span - 1;
-    bk_class_checks.divc[cls] = divc;
-    bk_class_checks.limit[cls] = (uint64_t)ci->objects * (size * divc); /* objects * e */
+    t->checks.off_mask[cls] = span - 1;
+    t->checks.divc[cls] = divc;
+    t->checks.limit[cls] = (uint64_t)ci->objects * (size * divc); /* objects * e */
 }
 
-void bk_size_classes_init(void)
+void bk_size_classes_derive(struct bk_size_tables *t)
 {
+    *t = (struct bk_size_tables){ 0 };
     for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
-        derive_class(cls);
+        derive_class(t, cls);
     /* Fill the lookup table: entry i serves sizes (16(i-1), 16i]. */
     unsigned cls = 1;
     for (unsigned i = 0; i < BK_LOOKUP_ENTRIES; i++) {
         uint32_t max_size = i == 0 ? 1 : i << BK_QUANTUM_SHIFT;
-        while (bk_classes[cls].size < max_size)
+        while (t->classes[cls].size < max_size)
             cls++;
-        bk_class_of_size[i] = (uint8_t)cls;
+        t->lookup[i] = (uint8_t)cls;
     }
 }

@@ -51,11 +51,19 @@ struct bk_class_checks {
     uint64_t limit[BK_NUM_CLASSES];
 };
 
-extern BK_INTERNAL uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
-extern BK_INTERNAL struct bk_class_info bk_classes[BK_NUM_CLASSES];
-extern BK_INTERNAL struct bk_class_checks bk_class_checks;
+/* The tables, constant: generated at build time from the derivation in
+ * size_class.c (see there). */
+extern BK_INTERNAL const uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
+extern BK_INTERNAL const struct bk_class_info bk_classes[BK_NUM_CLASSES];
+extern BK_INTERNAL const struct bk_class_checks bk_class_checks;
 
-BK_INTERNAL void bk_size_classes_init(void);
+/* The derivation itself (size_class.c), for the generator and the tests. */
+struct bk_size_tables {
+    uint8_t lookup[BK_LOOKUP_ENTRIES];
+    struct bk_class_info classes[BK_NUM_CLASSES];
+    struct bk_class_checks checks;
+};
+BK_INTERNAL void bk_size_classes_derive(struct bk_size_tables *t);
 
 /* Only valid for 1 <= size <= BK_SMALL_MAX (size 0 is served as 1). */
 BK_FAST_PATH unsigned bk_size_to_class(size_t size)
