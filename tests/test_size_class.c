@@ -87,6 +87,10 @@ static void test_spans(void)
         want_max = want_max > 2u * ci->batch ? want_max : 2u * ci->batch;
         CHECK(ci->cache_max == want_max, "class %u (size %u) cache_max %u, documented %u", c,
               ci->size, ci->cache_max, want_max);
+        uint32_t want_park = 131072u / ((uint32_t)ci->batch * ci->size);
+        want_park = want_park < 1 ? 1 : want_park > 16 ? 16 : want_park;
+        CHECK(ci->park_max == want_park, "class %u (size %u) park_max %u, documented %u", c,
+              ci->size, ci->park_max, want_park);
         /* the smallest such span: half of it must break one of the rules */
         if (ci->span_pages > 1) {
             size_t half = span / 2;

@@ -25,13 +25,10 @@ struct bk_central {
     struct bk_span *partial;        /* spans with free objects */
     size_t spans;
     size_t free_in_spans;
-    uint32_t max_batches;           /* per stripe */
     struct bk_stripe *stripes;      /* NULL until the first whole batch */
 } BK_ALIGNED(BK_CACHELINE);
 
-#define BK_PARK_BYTES (128u * 1024u)
-
-static struct bk_central centrals[BK_NUM_CLASSES];
+static struct bk_central centrals[BK_NUM_CLASSES];   /* zeros: see bk_central_init */
 static unsigned nstripes = 1;
 
 /* Word 0 of a free object is both its list link and, on a stripe, its
@@ -41,21 +38,12 @@ static struct cds_lfs_node *as_node(void *object)
     return (struct cds_lfs_node *)object;
 }
 
+/* The class locks and the rest of every central list start as zeros in
+ * BSS (a zeroed pthread mutex is an unlocked one): start-up writes none of
+ * them, so a process touches the central lists only of the classes it uses. */
 void bk_central_init(unsigned n)
 {
     nstripes = n ? n : 1;
-    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
-        struct bk_central *c = &centrals[cls];
-        const struct bk_class_info *ci = &bk_classes[cls];
-        bk_lock_init(&c->lock);
-        /* Park at most ~BK_PARK_BYTES per stripe and class, 1..16 batches:
-         * parked objects pin their spans, so this bounds memory that the
-         * page heap cannot get back. */
-        size_t batch_bytes = (size_t)ci->batch * ci->size;
-        size_t max = BK_PARK_BYTES / batch_bytes;
-        c->max_batches = (uint32_t)(max < 1 ? 1 : max > 16 ? 16 : max);
-        c->stripes = NULL;
-    }
 }
 
 /* A class's stripes, made on its first whole batch: a process touches
@@ -262,11 +250,12 @@ static void *stripe_pop(struct bk_stripe *st, unsigned n, bool tail)
     return first;
 }
 
-/* Push a chain of exactly `batch` objects, first..last, with one CAS. */
-static int stripe_push(struct bk_central *c, struct bk_stripe *st, void *first, void *last,
+/* Push a chain of exactly `batch` objects, first..last, with one CAS,
+ * unless the stripe already parks park_max batches. */
+static int stripe_push(struct bk_stripe *st, unsigned park_max, void *first, void *last,
                        bool tail)
 {
-    if (bk_fetch_add(&st->nbatches, 1) >= c->max_batches) {
+    if (bk_fetch_add(&st->nbatches, 1) >= park_max) {
         bk_fetch_sub(&st->nbatches, 1);
         return 0;
     }
@@ -310,7 +299,8 @@ void bk_central_give(unsigned cls, unsigned stripe, void *first, void *last, uns
     struct bk_central *c = &centrals[cls];
     struct bk_stripe *stripes;
     if (n == bk_classes[cls].batch && (stripes = stripes_of(c)) != NULL &&
-        stripe_push(c, &stripes[stripe & (nstripes - 1)], first, last, has_tail_word(cls)))
+        stripe_push(&stripes[stripe & (nstripes - 1)], bk_classes[cls].park_max, first, last,
+                    has_tail_word(cls)))
         return;
     return_to_spans(c, cls, first);
 }

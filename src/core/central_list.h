@@ -17,8 +17,9 @@
  *    walk under the lock through objects another core wrote (the 16-byte
  *    class walks).  Word 1 is never written, so free marks (free_mark.h)
  *    survive on the stripes.
- *    Each stripe holds at most `max_batches` batches; a flush beyond that
- *    goes to the spans instead, so memory parked here stays bounded.  A
+ *    Each stripe holds at most `park_max` batches (size_class.c); a flush
+ *    beyond that goes to the spans instead, so memory parked here stays
+ *    bounded.  A
  *    refill whose own stripe is empty takes a batch from another stripe
  *    before it goes to the spans.  N is a power of two.  A stripe from
  *    which no batch was taken during a whole decay tick gives its batches

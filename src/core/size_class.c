@@ -31,7 +31,12 @@
  * objects of a class: 256 KiB worth of small objects, but room for a burst
  * of 128 objects up to 8 KiB (a loop that allocates 100 buffers of 8 KiB and
  * frees them must not go to the central lists every time), and a per-thread
- * byte budget caps the sum (thread_cache.c).
+ * byte budget caps the sum (thread_cache.c).  A central stripe parks at most
+ *
+ *     park_max = clamp(128 KiB / (batch * size), 1, 16)
+ *
+ * batches: parked objects pin their spans, so this bounds the memory the
+ * page heap cannot get back (central_list.c).
  *
  * The derivation runs at build time: size_class_gen.c prints its result as
  * constant tables, which the library compiles in (read-only data, shared by
@@ -39,6 +44,9 @@
  * filled at each start-up).  tests/test_size_class.c derives them again and
  * checks the compiled-in tables against the derivation. */
 #include "size_class.h"
+
+#include <string.h>
+
 #include "../page_heap/span.h"
 
 static uint32_t class_size(unsigned cls)
@@ -75,6 +83,7 @@ static void derive_class(struct bk_size_tables *t, unsigned cls)
     }
     cap = cap < 1024 ? cap : 1024;
     ci->cache_max = (uint16_t)(cap > 2 * batch ? cap : 2 * batch);
+    ci->park_max = (uint16_t)clamp32(131072u / (batch * size), 1, 16);
     /* floor(2^64 / size) + 1; 2^64 itself is not representable, so count
      * with 2^64 - 1 and add the one it misses when size divides 2^64. */
     uint64_t divc = UINT64_MAX / size + (UINT64_MAX % size == size - 1) + 1;
@@ -85,7 +94,7 @@ static void derive_class(struct bk_size_tables *t, unsigned cls)
 
 void bk_size_classes_derive(struct bk_size_tables *t)
 {
-    *t = (struct bk_size_tables){ 0 };
+    memset(t, 0, sizeof *t);    /* padding too: the tests compare tables bytewise */
     for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
         derive_class(t, cls);
     /* Fill the lookup table: entry i serves sizes (16(i-1), 16i]. */

@@ -27,6 +27,7 @@ struct bk_class_info {
     uint32_t objects;     /* objects per span */
     uint16_t batch;       /* objects moved per central transfer */
     uint16_t cache_max;   /* most objects a thread cache keeps */
+    uint16_t park_max;    /* most batches a central stripe parks */
 };
 
 /* What free() needs to validate a pointer without touching the span.

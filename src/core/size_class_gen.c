@@ -38,8 +38,8 @@ int main(int argc, char **argv)
     fprintf(f, "\n};\n\nconst struct bk_class_info bk_classes[BK_NUM_CLASSES] = {\n");
     for (unsigned c = 0; c < BK_NUM_CLASSES; c++) {
         const struct bk_class_info *ci = &t.classes[c];
-        fprintf(f, "    { %" PRIu32 ", %" PRIu32 ", %" PRIu32 ", %u, %u },\n", ci->size,
-                ci->span_pages, ci->objects, ci->batch, ci->cache_max);
+        fprintf(f, "    { %" PRIu32 ", %" PRIu32 ", %" PRIu32 ", %u, %u, %u },\n", ci->size,
+                ci->span_pages, ci->objects, ci->batch, ci->cache_max, ci->park_max);
     }
     fprintf(f, "};\n\nconst struct bk_class_checks bk_class_checks = {\n");
     u64_row(f, "off_mask", t.checks.off_mask);
