@@ -490,7 +490,7 @@ def summarize_memory(runs, workloads, allocators):
 
 
 def judge_targets(allocators, baseline, summary, means, fastpath, fastpath_note, workloads,
-                  memory=None, thp=None):
+                  memory=None, thp=None, scale="full"):
     """[(target, measured, verdict)] with verdict True, False or None."""
     if "brisk" not in allocators:
         return [("brisk's targets", "brisk was not run (--allocators)", None)]
@@ -541,14 +541,21 @@ def judge_targets(allocators, baseline, summary, means, fastpath, fastpath_note,
         out.append((f"geometric mean peak RSS <= jemalloc's",
                     f"{r:.3f}x" if r else "no data",
                     (r <= TARGET_RSS_VS_JE) if r else None))
-    out += judge_memory_targets(workloads, summary, memory or {}, thp)
+    out += judge_memory_targets(workloads, summary, memory or {}, thp, scale)
     return out
 
 
-def judge_memory_targets(workloads, summary, memory, thp):
-    """brisk's memory targets (issue 4), for the memory workloads that ran."""
+def judge_memory_targets(workloads, summary, memory, thp, scale="full"):
+    """brisk's memory targets (issue 4), for the memory workloads that ran.
+
+    The issue states the decay and churn targets for the sizes of scale
+    full (a 1 GiB heap; 200 MiB live for 60 s).  At a smaller scale they are
+    still judged, but the measured column says so: a fixed allowance such
+    as brisk's dirty_max (64 MiB of free memory kept for reuse) is a larger
+    share of a smaller heap."""
     out = []
     b = memory.get("brisk", {})
+    at_scale = "" if scale == "full" else f"; at scale {scale}, the target is for scale full"
 
     def failed(w):
         return "brisk" in summary.get(w, {}) and summary[w]["brisk"]["ok"] == 0
@@ -564,14 +571,15 @@ def judge_memory_targets(workloads, summary, memory, thp):
     if "decay" in workloads:
         v = b.get("decay_pct_2s")
         judge("decay", f"decay: RSS 2 s after the frees < {TARGET_DECAY_2S_PCT:g}% of peak",
-              v, f"{v:.1f}%" if v is not None else "", v is not None and v < TARGET_DECAY_2S_PCT)
+              v, f"{v:.1f}%{at_scale}" if v is not None else "",
+              v is not None and v < TARGET_DECAY_2S_PCT)
         v = b.get("decay_pct_trim")
         judge("decay", f"decay: RSS after brisk_release_memory() < {TARGET_TRIM_PCT:g}% of peak",
               v, f"{v:.1f}%" if v is not None else "", v is not None and v < TARGET_TRIM_PCT)
     if "churn" in workloads:
         v = b.get("churn_rss_over_live_max")
         judge("churn", f"churn: RSS / live <= {TARGET_CHURN_RSS_LIVE:g} (max over the run)",
-              v, f"{v:.2f} (median {fmt(b.get('churn_rss_over_live_median'), '.2f')})"
+              v, f"{v:.2f} (median {fmt(b.get('churn_rss_over_live_median'), '.2f')}{at_scale})"
               if v is not None else "", v is not None and v <= TARGET_CHURN_RSS_LIVE)
         v = b.get("churn_hugepage_coverage")
         target = f"churn: hugepage coverage > {TARGET_HUGEPAGE * 100:g}% (when THP is available)"
@@ -1191,7 +1199,7 @@ def main(argv):
     summary, means = summarize(main_runs, workloads, names, baseline)
     memory = summarize_memory(runs, workloads, names + ([NODECAY] if nodecay else []))
     targets = judge_targets(names, baseline, summary, means, fastpath, fastpath_note,
-                            workloads, memory, machine.get("thp"))
+                            workloads, memory, machine.get("thp"), args.scale)
     ctx = {
         "args": args, "date": date, "machine": machine, "baseline": baseline,
         "command": " ".join(shlex.quote(x) for x in [sys.argv[0]] + argv),
