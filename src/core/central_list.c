@@ -114,7 +114,7 @@ static void partial_remove(struct bk_central *c, struct bk_span *s)
  * fast path accept pointers into it.  False when every piece is carved. */
 #define BK_CARVE_BYTES BK_PM_SLOT_SIZE
 
-static bool carve_page(struct bk_span *s, unsigned cls, const struct bk_class_info *ci)
+static bool carve_piece(struct bk_span *s, unsigned cls, const struct bk_class_info *ci)
 {
     uintptr_t from = s->carved, end = s->start + (uintptr_t)ci->objects * ci->size;
     if (from >= end)
@@ -150,7 +150,7 @@ static struct bk_span *new_span(struct bk_central *c, unsigned cls)
 
 static void *span_pop(struct bk_span *s, unsigned cls, const struct bk_class_info *ci)
 {
-    while (!s->freelist && carve_page(s, cls, ci))
+    while (!s->freelist && carve_piece(s, cls, ci))
         ;
     void *p = s->freelist;
     if (p) {

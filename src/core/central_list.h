@@ -19,12 +19,11 @@
  *    survive on the stripes.
  *    Each stripe holds at most `park_max` batches (size_class.c); a flush
  *    beyond that goes to the spans instead, so memory parked here stays
- *    bounded.  A
- *    refill whose own stripe is empty takes a batch from another stripe
- *    before it goes to the spans.  N is a power of two.  A stripe from
- *    which no batch was taken during a whole decay tick gives its batches
- *    back to their spans (bk_central_decay), so parked memory drains once
- *    the program stops using a class.
+ *    bounded.  A refill whose own stripe is empty takes a batch from
+ *    another stripe before it goes to the spans.  N is a power of two.  A
+ *    stripe from which no batch was taken during a whole decay tick gives
+ *    its batches back to their spans (bk_central_decay), so parked memory
+ *    drains once the program stops using a class.
  *
  *  - spans: under the class lock, the spans of this class that have free
  *    objects (the partial list).  A span is carved lazily, 4 KiB (an OS
