@@ -320,6 +320,28 @@ static void test_slow_start(void)
           "one batch (%u)", cap, batch);
 }
 
+/* Slow start takes whole cache lines: a new thread's first refill of the
+ * 48-byte class takes a multiple of 4 objects (lcm(48, 64) = 192 bytes),
+ * so that two threads starting on a fresh span never share a line. */
+static void *line_thread(void *arg)
+{
+    unsigned cls = bk_size_to_class(48);
+    void *p = brisk_malloc(48);
+    *(uint32_t *)arg = bk_tc->cap[cls] - bk_tc->room[cls] + 1;   /* taken: listed + returned */
+    brisk_free(p);
+    return NULL;
+}
+
+static void test_slow_start_lines(void)
+{
+    uint32_t taken = 0;
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, line_thread, &taken) == 0);
+    pthread_join(t, NULL);
+    CHECK(taken >= 4 && taken % 4 == 0, "a new thread's first refill of 48-byte blocks took %u",
+          taken);
+}
+
 int main(void)
 {
     /* The first block is a 20 GiB one, freed at once: the window must not be
@@ -339,6 +361,7 @@ int main(void)
     test_budget();
     test_outside_window();
     test_slow_start();
+    test_slow_start_lines();
     test_thread_exit();
     test_cross_thread();
     test_budget();                  /* the cache is still bounded after all that */

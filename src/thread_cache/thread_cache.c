@@ -255,14 +255,30 @@ static void note_slow_path(struct bk_tcache *tc, unsigned cls)
  * since a list that keeps running empty is one in demand.  Parked batches,
  * resident already, are taken whole at any time; a refill that gets more
  * than it wanted that way, like one that finds nothing, does not count as
- * a step of the slow start. */
+ * a step of the slow start.
+ *
+ * Each step is a whole number of cache lines: at least 64 / gcd(size, 64)
+ * objects (1, 2 or 4: class sizes are multiples of 16), so that threads
+ * taking their first objects from a fresh span, in address order, never
+ * get objects in one cache line and write it from two cores for as long
+ * as they keep them (cache-thrash at full scale: 3.3-3.9 s with first
+ * steps of one 16-byte object, 3.1 s as with no slow start and jemalloc). */
 #define BK_SLOW_START_FILLS 6
+
+static uint32_t slow_start_want(unsigned cls, unsigned fill)
+{
+    uint32_t size = bk_classes[cls].size, batch = bk_classes[cls].batch;
+    uint32_t low = size & -size;                 /* largest power of two dividing size */
+    uint32_t line = BK_CACHELINE / (low < BK_CACHELINE ? low : BK_CACHELINE);
+    uint32_t want = (1u << fill) > line ? 1u << fill : line;
+    return want < batch ? want : batch;
+}
 
 static void *refill(struct bk_tcache *tc, unsigned cls)
 {
     uint32_t batch = bk_classes[cls].batch;
     bool slow_start = tc->fills[cls] < BK_SLOW_START_FILLS;
-    uint32_t want = slow_start && (1u << tc->fills[cls]) < batch ? 1u << tc->fills[cls] : batch;
+    uint32_t want = slow_start ? slow_start_want(cls, tc->fills[cls]) : batch;
     if (!slow_start || tc->room[cls] + 1 < want)
         grow(tc, cls);
     uint32_t max = tc->room[cls] + 1 < batch ? tc->room[cls] + 1 : batch;
