@@ -70,8 +70,7 @@ extern BK_INTERNAL uint8_t bk_pm_window[BK_PM_WINDOW_SLOTS];
  * subtraction wraps) when addr lies outside it.  A plain read, so that it
  * folds into the subtraction: bk_pm_window_first is written once, when the
  * page heap maps its first region, and a free of a small block happens
- * after that (a free of anything else only misses the fast path).
- */
+ * after that (a free of anything else only misses the fast path). */
 BK_FAST_PATH uintptr_t bk_pm_window_index(uintptr_t addr)
 {
     return (addr >> BK_PM_SLOT_SHIFT) - bk_pm_window_first;

@@ -261,8 +261,8 @@ static void note_slow_path(struct bk_tcache *tc, unsigned cls)
  * objects (1, 2 or 4: class sizes are multiples of 16), so that threads
  * taking their first objects from a fresh span, in address order, never
  * get objects in one cache line and write it from two cores for as long
- * as they keep them (cache-thrash at full scale: 3.3-3.9 s with first
- * steps of one 16-byte object, 3.1 s as with no slow start and jemalloc). */
+ * as they keep them (cache-thrash at full scale: 3.25-3.86 s with first
+ * steps of one 16-byte object, 3.07-3.15 s with whole lines, like jemalloc). */
 #define BK_SLOW_START_FILLS 6
 
 static uint32_t slow_start_want(unsigned cls, unsigned fill)
