@@ -73,3 +73,11 @@ add_test(NAME regress.cxx_plugin_oom
           $<TARGET_FILE:regress_plugin_host> $<TARGET_FILE:regress_plugin>)
 set_tests_properties(regress.cxx_plugin_oom PROPERTIES LABELS "preload" TIMEOUT 60
   PASS_REGULAR_EXPRESSION "bad_alloc caught, nothrow null")
+# libbrisk.so dlopened (not preloaded): its initial-exec TLS must fit in
+# the static TLS glibc keeps for libraries loaded later.
+add_executable(regress_dlopen_brisk ${CMAKE_CURRENT_SOURCE_DIR}/regress/dlopen_brisk.c)
+target_link_libraries(regress_dlopen_brisk PRIVATE ${CMAKE_DL_LIBS} Threads::Threads)
+add_dependencies(regress_dlopen_brisk brisk)
+add_test(NAME regress.dlopen COMMAND regress_dlopen_brisk $<TARGET_FILE:brisk>)
+set_tests_properties(regress.dlopen PROPERTIES LABELS "unit" TIMEOUT 60
+  PASS_REGULAR_EXPRESSION "dlopen ok")

@@ -414,7 +414,7 @@ static void df_overflow_flush(void *arg)
     uint32_t count = 0;
     for (int i = 0; i < N; i++) {
         brisk_free(q[i]);
-        uint32_t now = bk_tc->cap[cls] - bk_tc->room[cls];
+        uint32_t now = bk_tc->cap[cls] - bk_tc_lists.room[cls];
         if (i > 0 && now < count + 1) {
             double_free(q[i - 1]);
             return;              /* not caught: the parent reports it */

@@ -327,7 +327,7 @@ static void *line_thread(void *arg)
 {
     unsigned cls = bk_size_to_class(48);
     void *p = brisk_malloc(48);
-    *(uint32_t *)arg = bk_tc->cap[cls] - bk_tc->room[cls] + 1;   /* taken: listed + returned */
+    *(uint32_t *)arg = bk_tc->cap[cls] - bk_tc_lists.room[cls] + 1;   /* taken: listed + returned */
     brisk_free(p);
     return NULL;
 }
@@ -340,6 +340,104 @@ static void test_slow_start_lines(void)
     pthread_join(t, NULL);
     CHECK(taken >= 4 && taken % 4 == 0, "a new thread's first refill of 48-byte blocks took %u",
           taken);
+}
+
+/* Each list's length is its capacity minus its room, through frees that
+ * find lists full (free's room test borrows, and the miss branch must put
+ * room back before the slow path flushes or grows), refills, and frees of
+ * more blocks than a list may hold.  Runs in a thread of its own, so the
+ * lists start empty. */
+static uint32_t list_length(unsigned cls)
+{
+    uint32_t n = 0;
+    for (void **p = bk_tc_lists.head[cls]; p; p = p[0])
+        n++;
+    return n;
+}
+
+static void check_lists(const char *when, const size_t *sizes, unsigned nsizes)
+{
+    for (unsigned i = 0; i < nsizes; i++) {
+        unsigned cls = bk_size_to_class(sizes[i]);
+        uint32_t cap = bk_tc->cap[cls], room = bk_tc_lists.room[cls];
+        CHECK(room <= cap && list_length(cls) == cap - room,
+              "%s: class %u lists %u blocks, capacity %u, room %u", when, bk_classes[cls].size,
+              list_length(cls), cap, room);
+    }
+}
+
+static void *lists_thread(void *arg)
+{
+    (void)arg;
+    static const size_t sizes[] = { 16, 48, 512, 8192, 65536 };
+    enum { N = 3000 };
+    static void *blocks[N];
+    for (unsigned round = 0; round < 3; round++) {
+        for (unsigned i = 0; i < 5; i++) {
+            for (unsigned k = 0; k < N; k++)
+                REQUIRE((blocks[k] = brisk_malloc(sizes[i])) != NULL);
+            check_lists("after the mallocs", sizes, 5);
+            for (unsigned k = 0; k < N; k++) {
+                brisk_free(blocks[k]);
+                if (k % 97 == 0)
+                    check_lists("during the frees", sizes, 5);
+            }
+            check_lists("after the frees", sizes, 5);
+        }
+    }
+    return NULL;
+}
+
+static void test_lists_match_room(void)
+{
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, lists_thread, NULL) == 0);
+    pthread_join(t, NULL);
+}
+
+/* After a thread's cache is destroyed (brisk's key destructor ran), its
+ * lists are empty with no room, so what it allocates and frees in later
+ * destructors misses the fast paths, goes to the central lists, and leaves
+ * the lists as they were (free's borrow put back). */
+static pthread_key_t late_key;
+static int late_ok = -1;
+
+static void late_destructor(void *arg)
+{
+    (void)arg;
+    int ok = 1;
+    for (unsigned round = 0; round < 50; round++) {
+        void *p = brisk_malloc(64), *q = brisk_malloc(1000);
+        ok &= p != NULL && q != NULL;
+        memset(p, 1, 64);
+        brisk_free(p);
+        brisk_free(q);
+    }
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        ok &= bk_tc_lists.head[cls] == NULL && bk_tc_lists.room[cls] == 0;
+    late_ok = ok;
+}
+
+static void *late_thread(void *arg)
+{
+    (void)arg;
+    void *p = brisk_malloc(64);   /* makes the cache (and its destructor) */
+    brisk_free(p);
+    pthread_setspecific(late_key, (void *)1);
+    return NULL;
+}
+
+static void test_after_thread_exit(void)
+{
+    /* Created after brisk's key: its destructor runs after brisk's. */
+    REQUIRE(pthread_key_create(&late_key, late_destructor) == 0);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, late_thread, NULL) == 0);
+    pthread_join(t, NULL);
+    CHECK(late_ok == 1, "allocation after the cache's destruction: lists not empty, or "
+          "malloc failed (%d)", late_ok);
+    stats();
+    check_consistent("after allocations in a late destructor");
 }
 
 int main(void)
@@ -363,6 +461,8 @@ int main(void)
     test_slow_start();
     test_slow_start_lines();
     test_thread_exit();
+    test_lists_match_room();
+    test_after_thread_exit();
     test_cross_thread();
     test_budget();                  /* the cache is still bounded after all that */
     return check_report("test_thread_cache");

@@ -15,10 +15,10 @@
 #include "../os/os.h"
 #include "../page_heap/meta.h"
 
-static struct bk_tcache bk_tc_empty;   /* this thread has no cache yet */
 static struct bk_tcache bk_tc_dead;    /* this thread's cache was destroyed */
 
-__thread struct bk_tcache *bk_tc __attribute__((tls_model("initial-exec"))) = &bk_tc_empty;
+__thread struct bk_tc_lists bk_tc_lists __attribute__((tls_model("initial-exec")));
+__thread struct bk_tcache *bk_tc __attribute__((tls_model("initial-exec")));   /* NULL: none yet */
 
 static struct {
     bk_lock_t lock;
@@ -73,8 +73,6 @@ void bk_tc_ensure_init(void)
     bk_unlock(&tc_init_lock);
 }
 
-static void return_all(struct bk_tcache *tc);
-
 /* Move a cache from the live list to the free list.  Registry lock held. */
 static void registry_retire(struct bk_tcache *tc)
 {
@@ -91,22 +89,23 @@ static void registry_retire(struct bk_tcache *tc)
 
 /* A thread whose first allocation comes in glibc's last round of key
  * destructors gets a cache whose destructor never runs.  Every 64 cache
- * creations, caches whose thread no longer exists are flushed and reused,
- * so such caches cannot pile up.  (A kernel thread id that is reused before
- * the scan hides a dead cache until the next scan; it never makes a live
- * one look dead.  A cache made in another process, as in a child forked
- * without the atfork handlers by _Fork() or clone(), is never reaped: its
- * thread id means nothing here, and leaking it is safe.)  Registry lock held; it orders before the central
- * locks the flush takes. */
+ * creations, caches whose thread no longer exists are retired and reused,
+ * so such caches cannot pile up.  The blocks such a thread cached are
+ * lost: its lists were in its TLS, which glibc has freed or given to a new
+ * thread (re-initialised: empty).  It is a handful of blocks at most (the
+ * slow start's first steps), once per such thread.  (A kernel thread id
+ * that is reused before the scan hides a dead cache until the next scan;
+ * it never makes a live one look dead.  A cache made in another process,
+ * as in a child forked without the atfork handlers by _Fork() or clone(),
+ * is never reaped: its thread id means nothing here, and leaking it is
+ * safe.)  Registry lock held. */
 static void reap_dead_caches(void)
 {
     int pid = getpid();
     for (struct bk_tcache *tc = registry.live, *next; tc; tc = next) {
         next = tc->next;
-        if (tc->pid == pid && !bk_os_thread_alive(tc->tid)) {
-            return_all(tc);
+        if (tc->pid == pid && !bk_os_thread_alive(tc->tid))
             registry_retire(tc);
-        }
     }
 }
 
@@ -123,7 +122,8 @@ static struct bk_tcache *cache_create(void)
         return NULL;
     *tc = (struct bk_tcache){ .budget = bk_opt(BK_OPT_tcache_max_bytes),
                               .tid = bk_os_thread_id(),
-                              .pid = getpid() };
+                              .pid = getpid(),
+                              .lists = &bk_tc_lists };
     bk_lock(&registry.lock);
     tc->stripe = registry.next_stripe++ % bk_central_stripes();
     tc->next = registry.live;
@@ -144,7 +144,7 @@ static struct bk_tcache *cache_create(void)
 static struct bk_tcache *cache_get(void)
 {
     struct bk_tcache *tc = bk_tc;
-    if (bk_likely(tc != &bk_tc_empty && tc != &bk_tc_dead))
+    if (bk_likely(tc != NULL && tc != &bk_tc_dead))
         return tc;
     bk_tc_ensure_init();
     if (tc == &bk_tc_dead || !bk_load_acquire(&tc_state) || !tc_usable)
@@ -160,11 +160,11 @@ static void shrink(struct bk_tcache *tc, unsigned cls)
 {
     const struct bk_class_info *ci = &bk_classes[cls];
     uint32_t new_cap = tc->cap[cls] - ci->batch;
-    uint32_t count = tc->cap[cls] - tc->room[cls];
+    uint32_t count = tc->cap[cls] - bk_tc_lists.room[cls];
     if (count > new_cap)
         flush(tc, cls, count - new_cap);
     tc->cap[cls] = new_cap;
-    tc->room[cls] -= ci->batch;
+    bk_tc_lists.room[cls] -= ci->batch;
     tc->cap_bytes -= (size_t)ci->batch * ci->size;
 }
 
@@ -196,7 +196,7 @@ static bool grow(struct bk_tcache *tc, unsigned cls)
         (tc->cap[cls] != 0 || !steal(tc, cls, add)))
         return false;
     tc->cap[cls] += ci->batch;
-    tc->room[cls] += ci->batch;
+    bk_tc_lists.room[cls] += ci->batch;
     tc->cap_bytes += add;
     return true;
 }
@@ -209,12 +209,12 @@ static void flush(struct bk_tcache *tc, unsigned cls, uint32_t n)
     while (n) {
         uint32_t batch = bk_classes[cls].batch;
         uint32_t k = n < batch ? n : batch;
-        void **first = tc->head[cls], **last = first;
+        void **first = bk_tc_lists.head[cls], **last = first;
         for (uint32_t i = 1; i < k; i++)
             last = last[0];
-        tc->head[cls] = last[0];
+        bk_tc_lists.head[cls] = last[0];
         last[0] = NULL;
-        tc->room[cls] += k;
+        bk_tc_lists.room[cls] += k;
         n -= k;
         bk_central_give(cls, tc->stripe, first, last, k);
     }
@@ -224,7 +224,7 @@ static void flush(struct bk_tcache *tc, unsigned cls, uint32_t n)
 static void trim_unused(struct bk_tcache *tc)
 {
     for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
-        uint32_t count = tc->cap[cls] - tc->room[cls];
+        uint32_t count = tc->cap[cls] - bk_tc_lists.room[cls];
         if (count && !(tc->used[cls >> 6] >> (cls & 63) & 1))
             flush(tc, cls, (count + 1) / 2);
     }
@@ -279,9 +279,10 @@ static void *refill(struct bk_tcache *tc, unsigned cls)
     uint32_t batch = bk_classes[cls].batch;
     bool slow_start = tc->fills[cls] < BK_SLOW_START_FILLS;
     uint32_t want = slow_start ? slow_start_want(cls, tc->fills[cls]) : batch;
-    if (!slow_start || tc->room[cls] + 1 < want)
+    if (!slow_start || (uint32_t)bk_tc_lists.room[cls] + 1 < want)
         grow(tc, cls);
-    uint32_t max = tc->room[cls] + 1 < batch ? tc->room[cls] + 1 : batch;
+    uint32_t fits = (uint32_t)bk_tc_lists.room[cls] + 1;   /* the block returned, and room */
+    uint32_t max = fits < batch ? fits : batch;
     want = want < max ? want : max;
     void **chain;
     uint32_t n = bk_central_take(cls, tc->stripe, want, max, (void **)&chain);
@@ -289,8 +290,8 @@ static void *refill(struct bk_tcache *tc, unsigned cls)
         return NULL;
     if (slow_start && n <= want)
         tc->fills[cls]++;
-    tc->head[cls] = chain[0];
-    tc->room[cls] -= n - 1;
+    bk_tc_lists.head[cls] = chain[0];
+    bk_tc_lists.room[cls] -= n - 1;
     chain[1] = NULL;
     return chain;
 }
@@ -310,14 +311,14 @@ static void *cache_alloc(unsigned cls)
     struct bk_tcache *tc = cache_get();
     if (!tc)
         return central_one(cls);
-    void **p = tc->head[cls];
+    void **p = bk_tc_lists.head[cls];
     if (!p) {
         note_slow_path(tc, cls);
-        if (!(p = tc->head[cls]))   /* (re-read: see note_slow_path) */
+        if (!(p = bk_tc_lists.head[cls]))   /* (re-read: see note_slow_path) */
             return refill(tc, cls);
     }
-    tc->head[cls] = p[0];
-    tc->room[cls]++;
+    bk_tc_lists.head[cls] = p[0];
+    bk_tc_lists.room[cls]++;
     p[1] = NULL;
     return p;
 }
@@ -356,21 +357,21 @@ static void cache_free(unsigned cls, void **p)
         bk_central_give(cls, 0, p, p, 1);
         return;
     }
-    if (tc->room[cls] == 0)
+    if (bk_tc_lists.room[cls] == 0)
         note_slow_path(tc, cls);
-    if (tc->room[cls] == 0 && !grow(tc, cls)) {
-        uint32_t count = tc->cap[cls] - tc->room[cls];
+    if (bk_tc_lists.room[cls] == 0 && !grow(tc, cls)) {
+        uint32_t count = tc->cap[cls] - bk_tc_lists.room[cls];
         uint32_t batch = bk_classes[cls].batch;
         flush(tc, cls, count < batch ? count : batch);
     }
-    if (tc->room[cls] == 0) {        /* capacity 0 and no budget: bypass */
+    if (bk_tc_lists.room[cls] == 0) {        /* capacity 0 and no budget: bypass */
         p[0] = NULL;
         bk_central_give(cls, tc->stripe, p, p, 1);
         return;
     }
-    p[0] = tc->head[cls];
-    tc->head[cls] = p;
-    tc->room[cls]--;
+    p[0] = bk_tc_lists.head[cls];
+    bk_tc_lists.head[cls] = p;
+    bk_tc_lists.room[cls]--;
 }
 
 void bk_tc_free_slow(void *ptr)
@@ -401,27 +402,23 @@ void bk_tc_free_slow(void *ptr)
 static void flush_all(struct bk_tcache *tc)
 {
     for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
-        flush(tc, cls, tc->cap[cls] - tc->room[cls]);
+        flush(tc, cls, tc->cap[cls] - bk_tc_lists.room[cls]);
 }
 
-/* A cache whose thread is gone: every list straight to the spans. */
-static void return_all(struct bk_tcache *tc)
-{
-    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
-        bk_central_return(cls, tc->head[cls]);
-        tc->head[cls] = NULL;
-        tc->room[cls] = tc->cap[cls];
-    }
-}
-
-/* pthread key destructor.  From here on the thread's bk_tc is bk_tc_dead, so
- * whatever it allocates or frees later (other destructors, C++ thread_local
- * destructors, glibc's own thread clean-up) goes to the central lists. */
+/* pthread key destructor: every list straight to the spans, and no room
+ * left.  From here on the thread's bk_tc is bk_tc_dead, so whatever it
+ * allocates or frees later (other destructors, C++ thread_local
+ * destructors, glibc's own thread clean-up) misses the fast paths and goes
+ * to the central lists. */
 static void thread_exit(void *arg)
 {
     struct bk_tcache *tc = arg;
     bk_tc = &bk_tc_dead;
-    return_all(tc);
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
+        bk_central_return(cls, bk_tc_lists.head[cls]);
+        bk_tc_lists.head[cls] = NULL;
+        bk_tc_lists.room[cls] = 0;
+    }
     bk_lock(&registry.lock);
     registry_retire(tc);
     bk_unlock(&registry.lock);
@@ -430,7 +427,7 @@ static void thread_exit(void *arg)
 void bk_tc_flush_self(void)
 {
     struct bk_tcache *tc = bk_tc;
-    if (tc != &bk_tc_empty && tc != &bk_tc_dead)
+    if (tc != NULL && tc != &bk_tc_dead)
         flush_all(tc);
 }
 
@@ -453,7 +450,7 @@ static void fork_child(void)
 {
     bk_core_fork_child();
     struct bk_tcache *self = bk_tc;
-    bool has_cache = self != &bk_tc_empty && self != &bk_tc_dead;
+    bool has_cache = self != NULL && self != &bk_tc_dead;
     registry.live = has_cache ? self : NULL;
     registry.nlive = has_cache;
     if (has_cache) {
@@ -474,15 +471,26 @@ static void fork_child(void)
 }
 
 /* Other threads' counters are read without synchronisation on purpose:
- * statistics are a sample, and the fast paths must not pay for them. */
+ * statistics are a sample, and the fast paths must not pay for them.
+ * Their room counters are in their TLS, which lives as long as the thread:
+ * a thread that exits retires its cache under the registry lock (held
+ * here) before its TLS goes, and the caches whose destructor never runs
+ * (see reap_dead_caches) are skipped once their thread is gone.  (Such a
+ * thread, one whose first allocation came in the last round of key
+ * destructors, could still exit between that check and the reads: a
+ * window of a few hundred instructions in a case that takes a destructor
+ * setting keys again and again.) */
 BK_NO_TSAN void bk_tc_stats_add(struct brisk_stats *st)
 {
+    int pid = getpid();
     bk_lock(&registry.lock);
     st->thread_caches = registry.nlive;
     for (struct bk_tcache *tc = registry.live; tc; tc = tc->next) {
+        if (tc != bk_tc && (tc->pid != pid || !bk_os_thread_alive(tc->tid)))
+            continue;
         for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
             uint32_t cap = *(volatile uint32_t *)&tc->cap[cls];
-            uint32_t room = *(volatile uint32_t *)&tc->room[cls];
+            uint32_t room = *(volatile uint16_t *)&tc->lists->room[cls];
             if (cap > room)
                 st->classes[cls - 1].cached_objects += cap - room;
         }
