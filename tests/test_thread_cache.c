@@ -440,6 +440,74 @@ static void test_after_thread_exit(void)
     check_consistent("after allocations in a late destructor");
 }
 
+/* Orphans: threads whose first allocator calls come in glibc's last round
+ * of key destructors get caches whose destructor never runs.  Statistics
+ * must retire them (not read their lists, which were in TLS glibc has
+ * since freed or handed to a new thread), the count of caches must come
+ * back to where it was, and a thread made afterwards on a reused stack
+ * must start with empty lists. */
+enum { ORPHAN_BLOCKS = 300 };
+static pthread_key_t orphan_key;
+
+static void orphan_destructor(void *arg)
+{
+    uintptr_t round = (uintptr_t)arg;
+    if (round < 4) {              /* rounds 1-3: ask glibc for another */
+        pthread_setspecific(orphan_key, (void *)(round + 1));
+        return;
+    }
+    void *blocks[ORPHAN_BLOCKS];  /* round 4, the last: the cache is made now */
+    for (int i = 0; i < ORPHAN_BLOCKS; i++)
+        blocks[i] = brisk_malloc(64 + (size_t)(i % 4) * 64);
+    for (int i = 0; i < ORPHAN_BLOCKS; i++)
+        brisk_free(blocks[i]);
+}
+
+static void *orphan_thread(void *arg)
+{
+    (void)arg;
+    pthread_setspecific(orphan_key, (void *)1);   /* no allocation before exit */
+    return NULL;
+}
+
+static void *fresh_thread(void *arg)
+{
+    int empty = 1;
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        empty &= bk_tc_lists.head[cls] == NULL && bk_tc_lists.room[cls] == 0;
+    *(int *)arg = empty;
+    brisk_free(brisk_malloc(64));
+    return NULL;
+}
+
+static void test_orphans(void)
+{
+    static struct brisk_stats before;
+    brisk_stats(&before);
+    REQUIRE(pthread_key_create(&orphan_key, orphan_destructor) == 0);
+    for (int i = 0; i < 20; i++) {
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, orphan_thread, NULL) == 0);
+        pthread_join(t, NULL);
+    }
+    stats();
+    check_consistent("after orphaned caches");
+    CHECK(st.thread_caches == before.thread_caches,
+          "%zu caches after 20 orphans, %zu before", st.thread_caches, before.thread_caches);
+    for (int i = 0; i < 20; i++) {
+        int empty = 0;
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, fresh_thread, &empty) == 0);
+        pthread_join(t, NULL);
+        CHECK(empty, "a new thread found lists left by an orphan");
+    }
+    stats();
+    check_consistent("after new threads on orphans' stacks");
+    CHECK(st.thread_caches == before.thread_caches,
+          "%zu caches after the new threads, %zu before", st.thread_caches,
+          before.thread_caches);
+}
+
 int main(void)
 {
     /* The first block is a 20 GiB one, freed at once: the window must not be
@@ -463,6 +531,11 @@ int main(void)
     test_thread_exit();
     test_lists_match_room();
     test_after_thread_exit();
+#ifndef BK_TSAN
+    /* ThreadSanitizer finishes a thread in its own last-round key
+     * destructor; its interceptors crash when called after that. */
+    test_orphans();
+#endif
     test_cross_thread();
     test_budget();                  /* the cache is still bounded after all that */
     return check_report("test_thread_cache");

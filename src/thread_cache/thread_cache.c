@@ -87,24 +87,33 @@ static void registry_retire(struct bk_tcache *tc)
     registry.free = tc;
 }
 
-/* A thread whose first allocation comes in glibc's last round of key
- * destructors gets a cache whose destructor never runs.  Every 64 cache
- * creations, caches whose thread no longer exists are retired and reused,
- * so such caches cannot pile up.  The blocks such a thread cached are
- * lost: its lists were in its TLS, which glibc has freed or given to a new
- * thread (re-initialised: empty).  It is a handful of blocks at most (the
- * slow start's first steps), once per such thread.  (A kernel thread id
- * that is reused before the scan hides a dead cache until the next scan;
- * it never makes a live one look dead.  A cache made in another process,
- * as in a child forked without the atfork handlers by _Fork() or clone(),
- * is never reaped: its thread id means nothing here, and leaking it is
- * safe.)  Registry lock held. */
-static void reap_dead_caches(void)
+/* Orphans.  A thread whose first allocator call comes in glibc's last
+ * round of key destructors (a destructor that set its key again in each
+ * earlier round) gets a cache whose destructor never runs.  Its cold half
+ * is retired here and reused; the blocks its lists held are lost, for its
+ * lists were in its TLS, which glibc has freed or re-initialised for a new
+ * thread: up to tcache_max_bytes per such thread (before the lists moved
+ * to TLS, a reaper returned them; the move saves 5 instructions per
+ * malloc/free pair).  A cache is an orphan when its thread is gone
+ * (tgkill(pid, tid, 0) fails with ESRCH; a kernel thread id reused in the
+ * meantime hides it, never makes a live one look dead), or when a new
+ * thread's lists sit where its lists were (the new thread has its stack).
+ * Orphans are retired every 64 cache creations, when a cache is made on
+ * their old lists, and by statistics before they read any lists.  A cache
+ * made in another process, as in a child forked without the atfork
+ * handlers by _Fork() or clone(), is never retired: its thread id means
+ * nothing here, and leaking it is safe.  Registry lock held. */
+static bool orphan(const struct bk_tcache *tc, int pid)
+{
+    return tc->pid == pid && !bk_os_thread_alive(tc->tid);
+}
+
+static void retire_orphans(const struct bk_tc_lists *reused)
 {
     int pid = getpid();
     for (struct bk_tcache *tc = registry.live, *next; tc; tc = next) {
         next = tc->next;
-        if (tc->pid == pid && !bk_os_thread_alive(tc->tid))
+        if (tc->lists == reused || (!reused && orphan(tc, pid)))
             registry_retire(tc);
     }
 }
@@ -113,7 +122,8 @@ static struct bk_tcache *cache_create(void)
 {
     bk_lock(&registry.lock);
     if (++registry.creations % 64 == 0)
-        reap_dead_caches();
+        retire_orphans(NULL);
+    retire_orphans(&bk_tc_lists);
     struct bk_tcache *tc = registry.free;
     if (tc)
         registry.free = tc->next;
@@ -474,19 +484,20 @@ static void fork_child(void)
  * statistics are a sample, and the fast paths must not pay for them.
  * Their room counters are in their TLS, which lives as long as the thread:
  * a thread that exits retires its cache under the registry lock (held
- * here) before its TLS goes, and the caches whose destructor never runs
- * (see reap_dead_caches) are skipped once their thread is gone.  (Such a
- * thread, one whose first allocation came in the last round of key
- * destructors, could still exit between that check and the reads: a
- * window of a few hundred instructions in a case that takes a destructor
- * setting keys again and again.) */
+ * here) before its TLS goes, and orphans (see retire_orphans) are retired
+ * first.  What is left open: an orphan whose thread exits between that
+ * check and the reads (a few hundred instructions), or whose kernel
+ * thread id a new thread of this process took before any retirement
+ * pass, while glibc unmapped its stack (it keeps up to 40 MiB of stacks
+ * for reuse); reading its lists could then fault. */
 BK_NO_TSAN void bk_tc_stats_add(struct brisk_stats *st)
 {
     int pid = getpid();
     bk_lock(&registry.lock);
+    retire_orphans(NULL);
     st->thread_caches = registry.nlive;
     for (struct bk_tcache *tc = registry.live; tc; tc = tc->next) {
-        if (tc != bk_tc && (tc->pid != pid || !bk_os_thread_alive(tc->tid)))
+        if (tc->pid != pid)
             continue;
         for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++) {
             uint32_t cap = *(volatile uint32_t *)&tc->cap[cls];

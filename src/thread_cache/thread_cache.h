@@ -1,7 +1,7 @@
 /* Thread caches: per-thread free lists per size class, and the fast paths.
  *
  * A cache has two halves.  Its lists, bk_tc_lists, are initial-exec TLS
- * (970 bytes per thread): per class c, head[c], a singly linked list
+ * (976 bytes per thread): per class c, head[c], a singly linked list
  * through word 0 of each free block, and room[c], how many more blocks the
  * list may take before it must flush (its capacity cap[c] minus its
  * length).  The fast paths touch nothing else, and reach both arrays from
@@ -13,7 +13,8 @@
  *
  * The cold half, struct bk_tcache (capacities, budget, stripe, slow-start
  * and trim state, registry links), lives in metadata and is reached
- * through bk_tc: NULL before the thread's first slow path, bk_tc_dead
+ * through bk_tc: NULL until the thread's cache is made (on its first slow
+ * path, once brisk is initialised and caches are enabled), bk_tc_dead
  * after its exit destructor ran.  Capacities start at 0, grow by one
  * central batch whenever a list runs empty or full, up to the class's
  * cache_max (at most 1024, so room fits 16 bits), and their sum in bytes
@@ -119,10 +120,10 @@ BK_FAST_PATH void *bk_tc_malloc(size_t size)
     return bk_tc_malloc_slow(size);
 }
 
-/* free fast path, 23 instructions in libbrisk.so (gcc 12 -O2, counted with
+/* free fast path, 24 instructions in libbrisk.so (gcc 12 -O2, counted with
  * callgrind): 7 read the class from the page map's window, 6 validate the
  * pointer, 4 check the free mark, 3 take room (the TLS offset, a decrement
- * in memory, its borrow test) and 3 push the block.  The class byte is 0
+ * in memory, its borrow test) and 4 push the block and mark it.  The class byte is 0
  * outside the window, for NULL and foreign pointers, large blocks and
  * 4 KiB pieces not carved yet.  Then come the tests: the pointer sits on
  * an object boundary of a small span (class 0 fails this test), it does

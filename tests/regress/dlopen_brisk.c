@@ -1,6 +1,6 @@
 /* libbrisk.so loaded with dlopen by a program that was not linked with it
  * and does not preload it.  brisk keeps its thread caches' lists in
- * initial-exec TLS (970 bytes), which a library loaded after start-up can
+ * initial-exec TLS (984 bytes), which a library loaded after start-up can
  * only get from the spare static TLS glibc reserves for such libraries:
  * this checks that it fits, and that brisk then serves its prefixed API,
  * in the main thread and in threads created after the load.  Argument:
