@@ -29,13 +29,13 @@ static void check_invariants(const struct bk_buddy *b, const uint8_t *used, cons
         }
         size_t steps = 0;
         uint16_t prev = BK_BUDDY_NIL;
-        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[p].next) {
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[bk_buddy_slot(p)].next) {
             size_t len = (size_t)1 << k;
             if (++steps > n) {
                 CHECK(0, "%s: free list %u loops", when, k);
                 break;
             }
-            CHECK(b->node[p].prev == prev, "%s: prev link of %u on list %u", when, p, k);
+            CHECK(b->node[bk_buddy_slot(p)].prev == prev, "%s: prev link of %u on list %u", when, p, k);
             prev = p;
             CHECK(p % len == 0, "%s: block %u on list %u is not aligned", when, p, k);
             CHECK(p + len <= n, "%s: block %u of order %u past the region", when, p, k);
@@ -102,7 +102,7 @@ static void test_split_merge(void)
           B.order_mask);
     for (unsigned k = 0; k < 12; k++) {
         CHECK(B.head[k] == (1u << k), "order %u list head %u, want %u", k, B.head[k], 1u << k);
-        CHECK(B.head[k] == BK_BUDDY_NIL || B.node[B.head[k]].next == BK_BUDDY_NIL,
+        CHECK(B.head[k] == BK_BUDDY_NIL || bk_buddy_node(&B, B.head[k])->next == BK_BUDDY_NIL,
               "order %u list has more than one block", k);
         CHECK(bk_buddy_free_order_at(&B, (size_t)1 << k) == (int)k, "block at %u: order %d",
               1u << k, bk_buddy_free_order_at(&B, (size_t)1 << k));
@@ -454,7 +454,7 @@ static void test_decay(void)
     CHECK(a == 0 && b == 256 && c == 512, "setup: %ld %ld %ld", a, b, c);
 
     bk_buddy_free(&B, 0, 256, 1000);                  /* order 8 at 0, freed at 1000 */
-    CHECK(B.node[0].freed_at == 1000, "freed_at %u", B.node[0].freed_at);
+    CHECK(bk_buddy_node(&B, 0)->freed_at == 1000, "freed_at %u", bk_buddy_node(&B, 0)->freed_at);
     /* too young at 1500 with an age of 1000 ms; old enough at 2000 */
     size_t r = release_aged(8, 12, 1500, 1000, true, &log);
     CHECK(r == 0 && log.calls == 0, "young block released: %zu pages", r);
@@ -468,7 +468,7 @@ static void test_decay(void)
     bk_buddy_free(&B, 0, 256, 3000);
     bk_buddy_free(&B, 256, 256, 5000);               /* merges into order 9 at 0 */
     CHECK(bk_buddy_free_order_at(&B, 0) == 9, "order %d", bk_buddy_free_order_at(&B, 0));
-    CHECK(B.node[0].freed_at == 4000, "merged block stamped %u, want 4000", B.node[0].freed_at);
+    CHECK(bk_buddy_node(&B, 0)->freed_at == 4000, "merged block stamped %u, want 4000", bk_buddy_node(&B, 0)->freed_at);
     r = release_aged(8, 12, 4500, 1000, true, &log);
     CHECK(r == 0, "merged block released %zu pages before its newest part aged", r);
     CHECK(bk_buddy_dirty_in_blocks(&B, 8) == 512, "dirty in blocks >= order 8: %zu",
@@ -482,9 +482,9 @@ static void test_decay(void)
     bk_buddy_free(&B, 0, 256, 5000);                 /* 256 dirty at 5000 */
     bk_buddy_free(&B, 256, 1, 9000);                 /* 1 dirty at 9000: merges all */
     /* 255 pages at 4000 (the split half), 1 at 9000, 256 at 5000 */
-    CHECK(bk_buddy_free_order_at(&B, 0) == 9 && B.node[0].freed_at >= 4505 && B.node[0].freed_at <= 4515,
+    CHECK(bk_buddy_free_order_at(&B, 0) == 9 && bk_buddy_node(&B, 0)->freed_at >= 4505 && bk_buddy_node(&B, 0)->freed_at <= 4515,
           "order %d stamped %u, want 9 at about 4510", bk_buddy_free_order_at(&B, 0),
-          B.node[0].freed_at);
+          bk_buddy_node(&B, 0)->freed_at);
     r = release_aged(8, 12, 6000, 1000, true, &log);
     CHECK(r == 512, "idle block not released: %zu pages", r);
     a = bk_buddy_alloc(&B, 512, 512, &z);
@@ -493,8 +493,8 @@ static void test_decay(void)
 
     /* a split keeps the parent's time: the half left free is as old */
     a = bk_buddy_alloc(&B, 256, 256, &z);            /* lower half of the order-9 block */
-    CHECK(a == 0 && B.node[256].freed_at == 5000, "split: at %ld, half stamped %u", a,
-          B.node[256].freed_at);
+    CHECK(a == 0 && bk_buddy_node(&B, 256)->freed_at == 5000, "split: at %ld, half stamped %u", a,
+          bk_buddy_node(&B, 256)->freed_at);
     /* a block freed into clean space keeps its own time */
     /* the order range limits what is released: pieces below order 8 stay */
     bk_buddy_free(&B, 512, 4, 6000);                 /* 4 pages of c: order 2 at 512 */
@@ -511,7 +511,7 @@ static void test_decay(void)
     bk_buddy_free(&B, 0, 256, 8000);
     CHECK(bk_buddy_empty(&B), "heap not empty after freeing everything");
     check_single_block(&B, "after decay");
-    CHECK(B.node[0].freed_at == 8000, "whole heap stamped %u", B.node[0].freed_at);
+    CHECK(bk_buddy_node(&B, 0)->freed_at == 8000, "whole heap stamped %u", bk_buddy_node(&B, 0)->freed_at);
 
     /* ages are compared modulo 2^32 */
     CHECK(bk_buddy_old_enough(0xfffffff0u, 0x10u, 0x20u), "wrapped clock: 32 ms not old");
@@ -544,16 +544,48 @@ static void test_claim(void)
     check_invariants(&B, NULL, "after claiming 3..302");
     CHECK(bk_buddy_free_order_at(&B, 0) == 1 && bk_buddy_free_order_at(&B, 2) == 0,
           "left part: orders %d %d", bk_buddy_free_order_at(&B, 0), bk_buddy_free_order_at(&B, 2));
-    CHECK(bk_buddy_free_order_at(&B, 303) == 0 && B.node[303].freed_at == 700,
-          "right part at 303: order %d time %u", bk_buddy_free_order_at(&B, 303), B.node[303].freed_at);
+    CHECK(bk_buddy_free_order_at(&B, 303) == 0 && bk_buddy_node(&B, 303)->freed_at == 700,
+          "right part at 303: order %d time %u", bk_buddy_free_order_at(&B, 303), bk_buddy_node(&B, 303)->freed_at);
     CHECK(B.dirty_free == 3, "dirty_free %u (pages 0..2 of the 9 used ones)", B.dirty_free);
     bk_buddy_free(&B, 3, 300, 800);
     check_single_block(&B, "after freeing the claimed range");
 }
 
+/* The slot map is one to one, fits the arrays, gives the pages that start
+ * a hugepage the first slots, and keeps other pages in page order: the
+ * entries of the blocks around the first pages in use, and of all large
+ * blocks, share a few OS pages of the header. */
+static void test_slots(void)
+{
+    static uint8_t seen[BK_BUDDY_SLOTS];
+    for (size_t p = 0; p < BK_BUDDY_PAGES; p++) {
+        size_t s = bk_buddy_slot(p);
+        CHECK(s < BK_BUDDY_SLOTS && !seen[s], "page %zu: slot %zu out of range or taken", p, s);
+        if (s < BK_BUDDY_SLOTS)
+            seen[s] = 1;
+        bool chunk_head = p % ((size_t)1 << BK_HUGEPAGE_ORDER) == 0;
+        CHECK(chunk_head ? s < BK_BUDDY_CHUNKS : s == BK_BUDDY_CHUNKS + p,
+              "page %zu: slot %zu", p, s);
+    }
+    /* A fresh heap after one small block: its free blocks start at pages
+     * 1, 2, 4, ..., and their nodes span under two OS pages. */
+    bk_buddy_init(&B, BK_BUDDY_MAX_ORDER);
+    bool zeroed;
+    CHECK(bk_buddy_alloc(&B, 1, 1, &zeroed) == 0, "first page");
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (unsigned k = 0; k < BK_BUDDY_MAX_ORDER; k++) {
+        uintptr_t a = (uintptr_t)bk_buddy_node(&B, (size_t)1 << k);
+        lo = a < lo ? a : lo;
+        hi = a > hi ? a : hi;
+    }
+    CHECK(hi - lo < 2 * 4096, "free block nodes spread over %zu bytes", (size_t)(hi - lo));
+    check_invariants(&B, NULL, "after the first page");
+}
+
 int main(void)
 {
     test_init();
+    test_slots();
     test_split_merge();
     test_tail_return();
     test_alignment();

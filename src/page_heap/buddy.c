@@ -6,25 +6,25 @@
 static void list_push(struct bk_buddy *b, size_t p, unsigned order)
 {
     uint16_t h = b->head[order];
-    b->node[p].next = h;
-    b->node[p].prev = BK_BUDDY_NIL;
+    bk_buddy_node(b, p)->next = h;
+    bk_buddy_node(b, p)->prev = BK_BUDDY_NIL;
     if (h != BK_BUDDY_NIL)
-        b->node[h].prev = (uint16_t)p;
+        bk_buddy_node(b, h)->prev = (uint16_t)p;
     b->head[order] = (uint16_t)p;
-    b->head_order[p] = (uint8_t)(order + 1);
+    b->head_order[bk_buddy_slot(p)] = (uint8_t)(order + 1);
     b->order_mask |= 1u << order;
 }
 
 static void list_remove(struct bk_buddy *b, size_t p, unsigned order)
 {
-    uint16_t n = b->node[p].next, pr = b->node[p].prev;
+    uint16_t n = bk_buddy_node(b, p)->next, pr = bk_buddy_node(b, p)->prev;
     if (pr != BK_BUDDY_NIL)
-        b->node[pr].next = n;
+        bk_buddy_node(b, pr)->next = n;
     else
         b->head[order] = n;
     if (n != BK_BUDDY_NIL)
-        b->node[n].prev = pr;
-    b->head_order[p] = 0;
+        bk_buddy_node(b, n)->prev = pr;
+    b->head_order[bk_buddy_slot(p)] = 0;
     if (b->head[order] == BK_BUDDY_NIL)
         b->order_mask &= ~(1u << order);
 }
@@ -64,7 +64,8 @@ void bk_buddy_init(struct bk_buddy *b, unsigned max_order)
 {
     /* node[] is only ever read at the heads of free blocks, which
      * list_push and free_block write first: left alone, it stays untouched
-     * in a fresh region header (64 of its 74 KiB). */
+     * in a fresh region header (64 of its 76 KiB) but for the slots of the
+     * blocks in use (see bk_buddy_slot). */
     b->free_pages = b->dirty_free = b->order_mask = 0;
     memset(b->head_order, 0, sizeof b->head_order);
     memset(b->clean, 0, sizeof b->clean);
@@ -89,11 +90,11 @@ static void free_block(struct bk_buddy *b, size_t p, unsigned order, uint32_t t)
     size_t dirty = ((size_t)1 << order) - count_bits(b->clean, p, (size_t)1 << order);
     while (order < b->max_order) {
         size_t n = (size_t)1 << order, buddy = p ^ n;
-        if (b->head_order[buddy] != order + 1)
+        if (b->head_order[bk_buddy_slot(buddy)] != order + 1)
             break;
         size_t buddy_dirty = n - count_bits(b->clean, buddy, n);
         if (buddy_dirty) {
-            int64_t delta = (int32_t)(b->node[buddy].freed_at - t);
+            int64_t delta = (int32_t)(bk_buddy_node(b, buddy)->freed_at - t);
             t += (uint32_t)(delta * (int64_t)buddy_dirty / (int64_t)(dirty + buddy_dirty));
         }
         dirty += buddy_dirty;
@@ -102,7 +103,7 @@ static void free_block(struct bk_buddy *b, size_t p, unsigned order, uint32_t t)
         order++;
     }
     list_push(b, p, order);
-    b->node[p].freed_at = t;
+    bk_buddy_node(b, p)->freed_at = t;
 }
 
 /* Free [first, first + n) as maximal aligned blocks freed at `t`. */
@@ -129,12 +130,12 @@ long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages, bool 
         return -1;
     unsigned k = order + (unsigned)__builtin_ctz(avail);
     size_t p = b->head[k];
-    uint32_t t = b->node[p].freed_at;
+    uint32_t t = bk_buddy_node(b, p)->freed_at;
     list_remove(b, p, k);
     while (k > order) {                  /* split, keeping the lower half */
         k--;
         list_push(b, p + ((size_t)1 << k), k);
-        b->node[p + ((size_t)1 << k)].freed_at = t;
+        bk_buddy_node(b, p + ((size_t)1 << k))->freed_at = t;
     }
     size_t block = (size_t)1 << order;
     if (block > npages)                  /* give the tail back */
@@ -155,7 +156,7 @@ static long block_holding(const struct bk_buddy *b, size_t p, unsigned *order)
 {
     for (unsigned k = 0; k <= b->max_order; k++) {
         size_t h = p & ~(((size_t)1 << k) - 1);
-        if (b->head_order[h] == k + 1) {
+        if (b->head_order[bk_buddy_slot(h)] == k + 1) {
             *order = k;
             return (long)h;
         }
@@ -175,7 +176,7 @@ bool bk_buddy_claim(struct bk_buddy *b, size_t first, size_t npages)
     size_t clean = count_bits(b->clean, first, npages);
     for (size_t p = first; p < end;) {
         size_t h = (size_t)block_holding(b, p, &k), n = (size_t)1 << k;
-        uint32_t t = b->node[h].freed_at;
+        uint32_t t = bk_buddy_node(b, h)->freed_at;
         list_remove(b, h, k);
         if (h < first)
             free_range(b, h, first - h, t);
@@ -203,8 +204,8 @@ size_t bk_buddy_release(struct bk_buddy *b, const struct bk_buddy_release *req)
     unsigned top = req->max_order < b->max_order ? req->max_order : b->max_order;
     for (unsigned k = req->min_order; k <= top; k++) {
         size_t n = (size_t)1 << k;
-        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[p].next) {
-            if (!bk_buddy_old_enough(b->node[p].freed_at, req->now, req->min_age))
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = bk_buddy_node(b, p)->next) {
+            if (!bk_buddy_old_enough(bk_buddy_node(b, p)->freed_at, req->now, req->min_age))
                 continue;
             size_t dirty = n - count_bits(b->clean, p, n);
             if (!dirty || !req->release(req->ctx, p, n))
@@ -224,7 +225,7 @@ size_t bk_buddy_dirty_in_blocks(const struct bk_buddy *b, unsigned min_order)
     size_t dirty = 0;
     for (unsigned k = min_order; k <= b->max_order; k++) {
         size_t n = (size_t)1 << k;
-        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[p].next)
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[bk_buddy_slot(p)].next)
             dirty += n - count_bits(b->clean, p, n);
     }
     return dirty;
@@ -232,5 +233,5 @@ size_t bk_buddy_dirty_in_blocks(const struct bk_buddy *b, unsigned min_order)
 
 int bk_buddy_free_order_at(const struct bk_buddy *b, size_t p)
 {
-    return (int)b->head_order[p] - 1;
+    return (int)b->head_order[bk_buddy_slot(p)] - 1;
 }

@@ -10,8 +10,8 @@
  *
  * Invariants (checked by tests/test_buddy.c):
  *  - every page is either in exactly one free block or allocated;
- *  - head_order[p] != 0 iff page p starts a free block, whose order is
- *    head_order[p] - 1; that block is on free list `order`;
+ *  - head_order[slot(p)] != 0 iff page p starts a free block, whose order
+ *    is head_order[slot(p)] - 1; that block is on free list `order`;
  *  - two free buddies of the same order never coexist (they would have
  *    merged);
  *  - a page is "clean" when it is not resident: never touched since the OS
@@ -19,7 +19,7 @@
  *    read as zero (clean with MADV_DONTNEED; MADV_FREE releases pages that
  *    may keep their contents).  Allocated pages are neither.  dirty_free
  *    counts free pages that are not clean: what releasing would give back;
- *  - node[p].freed_at, at the head p of a free block, is the time (a
+ *  - node[slot(p)].freed_at, at the head p of a free block, is the time (a
  *    caller's clock, milliseconds, compared modulo 2^32) its dirty pages
  *    were freed, on average: a merge takes the mean of its parts' times
  *    weighted by their dirty pages, and the halves of a split keep their
@@ -44,13 +44,29 @@
 
 /* What a free block's head page carries: its links on its order's free
  * list and its free time.  One array of these rather than one array per
- * field, so that a fresh region (whose free blocks start at pages 1, 2, 4,
- * ... 4096 after its first small span) touches a few pages of them, not a
- * few of each. */
+ * field, so that a fresh region touches a few pages of them, not a few of
+ * each. */
 struct bk_buddy_node {
     uint16_t next, prev;
     uint32_t freed_at;
 };
+
+/* Per-page entries (head_order[], node[]) are stored by slot, not by page:
+ * the pages that start a hugepage (every head of a block of a hugepage or
+ * more) take the first BK_BUDDY_CHUNKS slots, and every other page p slot
+ * BK_BUDDY_CHUNKS + p.  After a region's first small span its free blocks
+ * start at pages 1, 2, 4, ... 4096: stored by page, their entries lay on
+ * seven OS pages of the header; by slot, the small ones sit next to the
+ * pages in use and the large ones together at the front.  (Measured on
+ * `sleep`: 16 KiB less private memory per process.) */
+#define BK_BUDDY_CHUNKS (BK_BUDDY_PAGES >> BK_HUGEPAGE_ORDER)
+#define BK_BUDDY_SLOTS  (BK_BUDDY_CHUNKS + BK_BUDDY_PAGES)
+
+BK_FAST_PATH size_t bk_buddy_slot(size_t p)
+{
+    size_t in_chunk = p & (((size_t)1 << BK_HUGEPAGE_ORDER) - 1);
+    return in_chunk ? BK_BUDDY_CHUNKS + p : p >> BK_HUGEPAGE_ORDER;
+}
 
 struct bk_buddy {
     unsigned max_order;
@@ -58,11 +74,17 @@ struct bk_buddy {
     uint32_t dirty_free;
     uint32_t order_mask;                       /* bit k: free list k non-empty */
     uint16_t head[BK_BUDDY_MAX_ORDER + 1];     /* first free block per order */
-    uint8_t head_order[BK_BUDDY_PAGES];        /* order + 1 at free block heads */
     uint64_t clean[BK_BUDDY_PAGES / 64];
     uint64_t zero[BK_BUDDY_PAGES / 64];
-    struct bk_buddy_node node[BK_BUDDY_PAGES]; /* at free block heads */
+    uint8_t head_order[BK_BUDDY_SLOTS];        /* order + 1 at free block heads */
+    struct bk_buddy_node node[BK_BUDDY_SLOTS]; /* at free block heads */
 };
+
+/* The node of page p (meaningful at the head of a free block). */
+BK_FAST_PATH struct bk_buddy_node *bk_buddy_node(struct bk_buddy *b, size_t p)
+{
+    return &b->node[bk_buddy_slot(p)];
+}
 
 /* What bk_buddy_release gives back: free blocks of min_order..max_order
  * that hold dirty pages and were freed at least min_age before now.

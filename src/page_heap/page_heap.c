@@ -98,7 +98,7 @@ static struct bk_region *new_region(void)
     r->base = (uintptr_t)base;
     r->next = NULL;
     bk_buddy_init(&r->buddy, BK_REGION_ORDER);
-    r->buddy.node[0].freed_at = now_ms();
+    bk_buddy_node(&r->buddy, 0)->freed_at = now_ms();
     if (ph.last_region)
         ph.last_region->next = r;
     else
@@ -268,7 +268,7 @@ static void unmap_empty(uint32_t now, uint32_t min_age, size_t keep)
     for (struct bk_region *r = ph.regions, *prev = NULL, *next; r; r = next) {
         next = r->next;
         if (bk_buddy_empty(&r->buddy) && empty++ >= keep &&
-            bk_buddy_old_enough(r->buddy.node[0].freed_at, now, min_age))
+            bk_buddy_old_enough(bk_buddy_node(&r->buddy, 0)->freed_at, now, min_age))
             unmap_region(r, prev);
         else
             prev = r;
