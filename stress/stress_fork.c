@@ -15,6 +15,14 @@
  * some vanished thread held at the fork).  The parent checks that every
  * child exited with status 0.
  *
+ * No fork overlaps a thread's start or exit.  Those run in the sanitizers'
+ * runtimes, which take their own allocator's locks there, and gcc 12's
+ * libasan has no fork handlers (LLVM added them in version 18): a child
+ * forked while a worker was starting inherited ASan's allocator lock held
+ * and hung in its first calloc.  So the main thread forks only once every
+ * worker runs, workers stop only when told to, and none exits before all of
+ * them have left the loop in which worker 0 forks.
+ *
  * usage: stress_fork [-t workers] [-n forks] [-x steps per child]
  *                    [-s max seconds] [-S seed] */
 #include <signal.h>
@@ -33,7 +41,7 @@ struct table {
     long ops;
 };
 
-static atomic_int stop_workers;
+static atomic_int stop_workers, workers_running, workers_stopped;
 static long child_steps = 1000;
 static atomic_long forks_done, children_ok;
 
@@ -212,6 +220,14 @@ static int do_fork(struct table *t, long fork_no, const char *who)
 
 /* ---- workers ------------------------------------------------------------------------- */
 
+static int worker_count;
+
+static void wait_for_count(atomic_int *counter, int n)
+{
+    while (atomic_load(counter) < n)
+        usleep(50);
+}
+
 struct worker {
     pthread_t th;
     struct table t;
@@ -223,6 +239,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     long made = 0;
+    atomic_fetch_add(&workers_running, 1);
     for (long i = 0; !atomic_load_explicit(&stop_workers, memory_order_relaxed); i++) {
         step(&w->t);
         if (made < w->forks && (i & 2047) == 2047) {
@@ -230,14 +247,14 @@ static void *worker_main(void *arg)
                 w->failed = 1;
             made++;
         }
-        if ((i & 1023) == 0 && time_up())
-            break;
         /* Leave the CPUs (2 on the CI machine) some room for the children,
          * which compete with these threads; the workers still spend most
          * of their time inside the allocator. */
         if ((i & 31) == 31)
             usleep(100);
     }
+    atomic_fetch_add(&workers_stopped, 1);
+    wait_for_count(&workers_stopped, worker_count);
     table_free_all(&w->t);
     return NULL;
 }
@@ -270,12 +287,14 @@ int main(int argc, char **argv)
     /* Phase 2: forks while the workers allocate. */
     struct worker *ws = calloc((size_t)o.threads, sizeof *ws);
     CHECK(ws != NULL, "out of memory");
+    worker_count = (int)o.threads;
     for (long i = 0; i < o.threads; i++) {
         ws[i].t.owner = (unsigned)i;
         ws[i].t.r.s = o.seed + (uint64_t)i * 0x9E3779B97F4A7C15ull;
         ws[i].forks = i == 0 ? o.iters / 5 : 0;
         stress_pthread_create(&ws[i].th, worker_main, &ws[i]);
     }
+    wait_for_count(&workers_running, worker_count);
 
     for (; forks < o.iters && !time_up(); forks++) {
         for (int i = 0; i < 200; i++)
