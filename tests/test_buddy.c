@@ -582,6 +582,57 @@ static void test_slots(void)
     check_invariants(&B, NULL, "after the first page");
 }
 
+/* Chunk by chunk: only the chunks idle() names go, inside free blocks of
+ * at least a chunk, whatever the blocks' times; clean chunks are skipped,
+ * and a refused chunk stays dirty. */
+static const uint8_t *idle_map;
+static bool chunk_idle_cb(void *ctx, size_t chunk)
+{
+    (void)ctx;
+    return idle_map[chunk];
+}
+
+static void test_release_chunks(void)
+{
+    static struct release_log log;
+    bool z;
+    bk_buddy_init(&B, 12);                               /* 16 chunks of 256 pages */
+    long a = bk_buddy_alloc(&B, 4096, 1, &z);
+    CHECK(a == 0, "setup: %ld", a);
+    bk_buddy_free(&B, 0, 1024, 5000);                    /* chunks 0-3, one free block */
+    bk_buddy_free(&B, 1024 + 100, 50, 5000);             /* a piece in chunk 4 */
+    /* chunks 0..3 and 4 free in part: 1 and 3 idle, 4 idle too (but its
+     * free block is below a chunk, so it stays), the rest busy */
+    static uint8_t idle[16] = { [1] = 1, [3] = 1, [4] = 1 };
+    idle_map = idle;
+    memset(&log, 0, sizeof log);
+    struct bk_buddy_release req = { .min_order = 8, .max_order = 12, .zeroes = true,
+                                    .release = release_cb, .ctx = &log };
+    size_t r = bk_buddy_release_chunks(&B, &req, chunk_idle_cb);
+    CHECK(r == 512 && log.pages == 512 && log.calls == 2, "released %zu pages in %zu calls", r,
+          log.calls);
+    for (size_t p = 0; p < 1024 + 256; p++)
+        CHECK_LIMITED(log.released[p] == (p / 256 == 1 || p / 256 == 3),
+                      "page %zu released %u times", p, log.released[p]);
+    CHECK(B.dirty_free == 1024 + 50 - 512, "dirty_free %u", B.dirty_free);
+    check_invariants(&B, NULL, "after releasing chunks");
+    /* again: the released chunks are clean now, so nothing is called */
+    memset(&log, 0, sizeof log);
+    r = bk_buddy_release_chunks(&B, &req, chunk_idle_cb);
+    CHECK(r == 0 && log.calls == 0, "clean chunks released again: %zu pages, %zu calls", r,
+          log.calls);
+    /* a chunk whose release is refused stays dirty */
+    idle[0] = 1;
+    log.refuse = true;
+    r = bk_buddy_release_chunks(&B, &req, chunk_idle_cb);
+    CHECK(r == 0 && log.calls == 1 && B.dirty_free == 1024 + 50 - 512,
+          "refused chunk: %zu pages, %zu calls, dirty_free %u", r, log.calls, B.dirty_free);
+    /* a released chunk is handed out again as zeroed, a dirty one not */
+    CHECK(bk_buddy_claim(&B, 1024 + 100, 50), "claim back the piece in chunk 4");
+    long q = bk_buddy_alloc(&B, 256, 256, &z);
+    CHECK(q >= 0 && (q == 256 || q == 768) == z, "chunk at %ld: zeroed %d", q, z);
+}
+
 int main(void)
 {
     test_init();
@@ -596,5 +647,6 @@ int main(void)
     test_clean_dirty();
     test_decay();
     test_claim();
+    test_release_chunks();
     return check_report("test_buddy");
 }

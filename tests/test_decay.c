@@ -88,6 +88,39 @@ static void test_ages(void)
     CHECK(bk_ph_decay() == 8 * MIB, "the reused block once idle was not released");
 }
 
+/* A big free block whose one edge stays busy: spans taken from it and
+ * freed back every 100 ms keep the block's mean free time young (each
+ * merge pulls it a quarter of the way to now), yet its hugepages that no
+ * span touched go once they have been idle for decay_ms, and the busy ones
+ * stay. */
+static void test_busy_edge(void)
+{
+    configure(1000, 64 * MIB, false);
+    struct bk_span *big = touched_span(16 * MIB);
+    uintptr_t start = big->start;
+    bk_ph_free_span(big);
+    size_t before = ph_stats().released_total;
+    uintptr_t edge = 0;
+    for (int i = 0; i < 20; i++) {
+        fake_now += 100;
+        struct bk_span *s = touched_span(4 * MIB);
+        CHECK(s->start >= start && s->start + 4 * MIB <= start + 16 * MIB && (!edge || s->start == edge),
+              "step %d: the 4 MiB span is not at the same place in the freed block", i);
+        edge = s->start;
+        bk_ph_free_span(s);
+        bk_ph_decay();
+    }
+    size_t released = ph_stats().released_total - before;
+    CHECK(released == 12 * MIB, "released %zu MiB of the idle 12 MiB", released / MIB);
+    CHECK(!reads_zero(edge, 4 * MIB), "the busy edge was released");
+    for (uintptr_t p = start; p < start + 16 * MIB; p += 2 * MIB)
+        if (p < edge || p >= edge + 4 * MIB)
+            CHECK(reads_zero(p, 2 * MIB), "idle hugepage at +%zu MiB still resident",
+                  (size_t)(p - start) / MIB);
+    fake_now += 1000;
+    CHECK(bk_ph_decay() == 4 * MIB, "the edge, once idle, was not released");
+}
+
 static void test_cap(void)
 {
     /* more than dirty_max free: whole hugepages go back at once, on the
@@ -308,6 +341,7 @@ int main(int argc, char **argv)
     brisk_free(brisk_malloc(1));              /* start-up configures the page heap */
     bk_ph_set_clock(fake_clock);
     test_ages();
+    test_busy_edge();
     test_cap();
     test_pieces();
     test_regions();

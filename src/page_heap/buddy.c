@@ -198,24 +198,42 @@ void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages, uint32_t now
     free_range(b, first, npages, now);
 }
 
+/* Release free pages [p, p + n) if any is dirty; the dirty pages given
+ * back (b->dirty_free is the caller's to update). */
+static size_t release_range(struct bk_buddy *b, size_t p, size_t n,
+                            const struct bk_buddy_release *req)
+{
+    size_t dirty = n - count_bits(b->clean, p, n);
+    if (!dirty || !req->release(req->ctx, p, n))
+        return 0;
+    set_bits(b->clean, p, n, true);
+    if (req->zeroes)
+        set_bits(b->zero, p, n, true);
+    return dirty;
+}
+
 size_t bk_buddy_release(struct bk_buddy *b, const struct bk_buddy_release *req)
 {
     size_t released = 0;
     unsigned top = req->max_order < b->max_order ? req->max_order : b->max_order;
-    for (unsigned k = req->min_order; k <= top; k++) {
-        size_t n = (size_t)1 << k;
-        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = bk_buddy_node(b, p)->next) {
-            if (!bk_buddy_old_enough(bk_buddy_node(b, p)->freed_at, req->now, req->min_age))
-                continue;
-            size_t dirty = n - count_bits(b->clean, p, n);
-            if (!dirty || !req->release(req->ctx, p, n))
-                continue;
-            set_bits(b->clean, p, n, true);
-            if (req->zeroes)
-                set_bits(b->zero, p, n, true);
-            released += dirty;
-        }
-    }
+    for (unsigned k = req->min_order; k <= top; k++)
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = bk_buddy_node(b, p)->next)
+            if (bk_buddy_old_enough(bk_buddy_node(b, p)->freed_at, req->now, req->min_age))
+                released += release_range(b, p, (size_t)1 << k, req);
+    b->dirty_free -= (uint32_t)released;
+    return released;
+}
+
+size_t bk_buddy_release_chunks(struct bk_buddy *b, const struct bk_buddy_release *req,
+                               bool (*idle)(void *ctx, size_t chunk))
+{
+    size_t released = 0, chunk = (size_t)1 << req->min_order;
+    unsigned top = req->max_order < b->max_order ? req->max_order : b->max_order;
+    for (unsigned k = req->min_order; k <= top; k++)
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = bk_buddy_node(b, p)->next)
+            for (size_t c = p; c < p + ((size_t)1 << k); c += chunk)
+                if (idle(req->ctx, c >> req->min_order))
+                    released += release_range(b, c, chunk, req);
     b->dirty_free -= (uint32_t)released;
     return released;
 }

@@ -51,6 +51,13 @@ static uint32_t now_ms(void)
     return (uint32_t)ph.clock();
 }
 
+/* Pages [first, first + n) of r were just taken or freed. */
+static void mark_used(struct bk_region *r, size_t first, size_t n, uint32_t now)
+{
+    for (size_t c = first >> BK_HUGEPAGE_ORDER; c <= (first + n - 1) >> BK_HUGEPAGE_ORDER; c++)
+        r->chunk_used[c] = now;
+}
+
 static struct bk_span *new_descriptor(void)
 {
     struct bk_span *s = ph.free_descriptors;
@@ -99,6 +106,7 @@ static struct bk_region *new_region(void)
     r->next = NULL;
     bk_buddy_init(&r->buddy, BK_REGION_ORDER);
     bk_buddy_node(&r->buddy, 0)->freed_at = now_ms();
+    mark_used(r, 0, BK_REGION_PAGES, now_ms());
     if (ph.last_region)
         ph.last_region->next = r;
     else
@@ -162,6 +170,7 @@ struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls
     uint32_t dirty_before = r->buddy.dirty_free;
     long first = bk_buddy_alloc(&r->buddy, npages, align_pages, &zeroed);
     ph.dirty_pages -= dirty_before - r->buddy.dirty_free;
+    mark_used(r, (size_t)first, npages, now_ms());
     s->start = r->base + ((uintptr_t)first << BK_PAGE_SHIFT);
     s->npages = npages;
     s->region = r;
@@ -176,9 +185,14 @@ struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, unsigned cls
     return s;
 }
 
+struct release_ctx {
+    struct bk_region *r;
+    uint32_t now, min_age;
+};
+
 static bool release_cb(void *ctx, size_t first, size_t npages)
 {
-    struct bk_region *r = ctx;
+    struct bk_region *r = ((struct release_ctx *)ctx)->r;
     return bk_os_release((void *)(r->base + (first << BK_PAGE_SHIFT)), npages << BK_PAGE_SHIFT,
                          ph.cfg.lazy_release);
 }
@@ -188,11 +202,33 @@ static bool release_cb(void *ctx, size_t first, size_t npages)
 static size_t release_blocks(struct bk_region *r, unsigned lo, unsigned hi, uint32_t now,
                              uint32_t min_age)
 {
+    struct release_ctx ctx = { r, now, min_age };
     struct bk_buddy_release req = {
         .min_order = lo, .max_order = hi, .now = now, .min_age = min_age,
-        .zeroes = !ph.cfg.lazy_release, .release = release_cb, .ctx = r,
+        .zeroes = !ph.cfg.lazy_release, .release = release_cb, .ctx = &ctx,
     };
     size_t pages = bk_buddy_release(&r->buddy, &req);
+    ph.dirty_pages -= pages;
+    ph.released_pages += pages;
+    return pages;
+}
+
+static bool chunk_idle(void *ctx, size_t chunk)
+{
+    const struct release_ctx *c = ctx;
+    return bk_buddy_old_enough(c->r->chunk_used[chunk], c->now, c->min_age);
+}
+
+/* Release the free hugepages of r that have been idle for min_age ms.
+ * Lock held. */
+static size_t release_idle_hugepages(struct bk_region *r, uint32_t now, uint32_t min_age)
+{
+    struct release_ctx ctx = { r, now, min_age };
+    struct bk_buddy_release req = {
+        .min_order = BK_HUGEPAGE_ORDER, .max_order = BK_REGION_ORDER,
+        .zeroes = !ph.cfg.lazy_release, .release = release_cb, .ctx = &ctx,
+    };
+    size_t pages = bk_buddy_release_chunks(&r->buddy, &req, chunk_idle);
     ph.dirty_pages -= pages;
     ph.released_pages += pages;
     return pages;
@@ -282,7 +318,7 @@ size_t bk_ph_decay(void)
     size_t pages = 0, pieces = 0;
     for (struct bk_region *r = ph.regions; r; r = r->next) {
         if (age != BK_DECAY_NEVER)
-            pages += release_blocks(r, BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now, age);
+            pages += release_idle_hugepages(r, now, age);
         pieces += r->buddy.dirty_free - bk_buddy_dirty_in_blocks(&r->buddy, BK_HUGEPAGE_ORDER);
     }
     /* Pressure: more than half the cap sits in pieces of partly used
@@ -310,7 +346,9 @@ void bk_ph_free_span(struct bk_span *s)
         return;
     }
     struct bk_region *r = s->region;
-    bk_buddy_free(&r->buddy, (s->start - r->base) >> BK_PAGE_SHIFT, s->npages, now_ms());
+    size_t first = (s->start - r->base) >> BK_PAGE_SHIFT;
+    bk_buddy_free(&r->buddy, first, s->npages, now_ms());
+    mark_used(r, first, s->npages, now_ms());
     ph.active_pages -= s->npages;
     ph.dirty_pages += s->npages;
     drop_descriptor(s);
@@ -326,6 +364,7 @@ void bk_ph_shrink_span(struct bk_span *s, size_t new_npages)
     struct bk_region *r = s->region;
     size_t first = ((s->start - r->base) >> BK_PAGE_SHIFT) + new_npages;
     bk_buddy_free(&r->buddy, first, s->npages - new_npages, now_ms());
+    mark_used(r, first, s->npages - new_npages, now_ms());
     ph.active_pages -= s->npages - new_npages;
     ph.dirty_pages += s->npages - new_npages;
     s->npages = new_npages;
@@ -344,6 +383,7 @@ bool bk_ph_grow_span(struct bk_span *s, size_t new_npages)
     bool ok = first + new_npages <= BK_REGION_PAGES &&
               bk_buddy_claim(&r->buddy, first + s->npages, new_npages - s->npages);
     if (ok) {
+        mark_used(r, first + s->npages, new_npages - s->npages, now_ms());
         ph.dirty_pages -= dirty_before - r->buddy.dirty_free;
         ph.active_pages += new_npages - s->npages;
         s->npages = new_npages;
@@ -444,3 +484,4 @@ void bk_ph_get_stats(struct bk_ph_stats *st)
 
 void bk_ph_lock(void) { bk_lock(&ph.lock); }
 void bk_ph_unlock(void) { bk_unlock(&ph.lock); }
+

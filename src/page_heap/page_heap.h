@@ -21,8 +21,11 @@
  * Memory return (decay).  Freed spans merge in the buddy heap, stamped with
  * the time they were freed.  bk_ph_decay(), called from the core's decay
  * tick, gives back to the kernel
- *   - every free block of at least a hugepage that has stayed free for
- *     decay_ms (whole hugepages: no transparent hugepage is split);
+ *   - every free hugepage that no span has been taken from or freed into
+ *     for decay_ms (whole hugepages: no transparent hugepage is split).
+ *     Each region keeps that time per hugepage: a block's own time, the
+ *     mean of its parts', would keep a big free block resident as long as
+ *     spans come and go at one edge of it;
  *   - under pressure, when the dirty pages in smaller free blocks (pieces
  *     of partly used hugepages) exceed half of dirty_max, those pieces
  *     too, once they are decay_ms old;
@@ -50,10 +53,16 @@
 #include "buddy.h"
 #include "span.h"
 
+#define BK_REGION_CHUNKS (BK_REGION_PAGES >> BK_HUGEPAGE_ORDER)   /* hugepages */
+
 struct bk_region {
     uintptr_t base;
     struct bk_region *next;
     bool large;                 /* holds large spans (else small ones) */
+    /* When a span was last taken from or freed into each hugepage (the
+     * page heap's clock): decay gives back the free hugepages idle for
+     * decay_ms, whatever the time of the block they are in. */
+    uint32_t chunk_used[BK_REGION_CHUNKS];
     struct bk_buddy buddy;
 };
 
