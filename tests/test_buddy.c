@@ -607,8 +607,9 @@ static void test_release_chunks(void)
     idle_map = idle;
     memset(&log, 0, sizeof log);
     struct bk_buddy_release req = { .min_order = 8, .max_order = 12, .zeroes = true,
-                                    .release = release_cb, .ctx = &log };
-    size_t r = bk_buddy_release_chunks(&B, &req, chunk_idle_cb);
+                                    .release = release_cb, .chunk_idle = chunk_idle_cb,
+                                    .ctx = &log };
+    size_t r = bk_buddy_release(&B, &req);
     CHECK(r == 512 && log.pages == 512 && log.calls == 2, "released %zu pages in %zu calls", r,
           log.calls);
     for (size_t p = 0; p < 1024 + 256; p++)
@@ -618,13 +619,13 @@ static void test_release_chunks(void)
     check_invariants(&B, NULL, "after releasing chunks");
     /* again: the released chunks are clean now, so nothing is called */
     memset(&log, 0, sizeof log);
-    r = bk_buddy_release_chunks(&B, &req, chunk_idle_cb);
+    r = bk_buddy_release(&B, &req);
     CHECK(r == 0 && log.calls == 0, "clean chunks released again: %zu pages, %zu calls", r,
           log.calls);
     /* a chunk whose release is refused stays dirty */
     idle[0] = 1;
     log.refuse = true;
-    r = bk_buddy_release_chunks(&B, &req, chunk_idle_cb);
+    r = bk_buddy_release(&B, &req);
     CHECK(r == 0 && log.calls == 1 && B.dirty_free == 1024 + 50 - 512,
           "refused chunk: %zu pages, %zu calls, dirty_free %u", r, log.calls, B.dirty_free);
     /* a released chunk is handed out again as zeroed, a dirty one not */

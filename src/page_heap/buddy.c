@@ -212,28 +212,27 @@ static size_t release_range(struct bk_buddy *b, size_t p, size_t n,
     return dirty;
 }
 
+/* A free block of order k at p, by chunks (req->chunk_idle) or whole. */
+static size_t release_block(struct bk_buddy *b, size_t p, unsigned k,
+                            const struct bk_buddy_release *req)
+{
+    size_t n = (size_t)1 << k, chunk = (size_t)1 << req->min_order, released = 0;
+    if (!req->chunk_idle)
+        return bk_buddy_old_enough(bk_buddy_node(b, p)->freed_at, req->now, req->min_age)
+                   ? release_range(b, p, n, req) : 0;
+    for (size_t c = p; c < p + n; c += chunk)
+        if (req->chunk_idle(req->ctx, c >> req->min_order))
+            released += release_range(b, c, chunk, req);
+    return released;
+}
+
 size_t bk_buddy_release(struct bk_buddy *b, const struct bk_buddy_release *req)
 {
     size_t released = 0;
     unsigned top = req->max_order < b->max_order ? req->max_order : b->max_order;
     for (unsigned k = req->min_order; k <= top; k++)
         for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = bk_buddy_node(b, p)->next)
-            if (bk_buddy_old_enough(bk_buddy_node(b, p)->freed_at, req->now, req->min_age))
-                released += release_range(b, p, (size_t)1 << k, req);
-    b->dirty_free -= (uint32_t)released;
-    return released;
-}
-
-size_t bk_buddy_release_chunks(struct bk_buddy *b, const struct bk_buddy_release *req,
-                               bool (*idle)(void *ctx, size_t chunk))
-{
-    size_t released = 0, chunk = (size_t)1 << req->min_order;
-    unsigned top = req->max_order < b->max_order ? req->max_order : b->max_order;
-    for (unsigned k = req->min_order; k <= top; k++)
-        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = bk_buddy_node(b, p)->next)
-            for (size_t c = p; c < p + ((size_t)1 << k); c += chunk)
-                if (idle(req->ctx, c >> req->min_order))
-                    released += release_range(b, c, chunk, req);
+            released += release_block(b, p, k, req);
     b->dirty_free -= (uint32_t)released;
     return released;
 }

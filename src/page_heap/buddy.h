@@ -90,12 +90,18 @@ BK_FAST_PATH struct bk_buddy_node *bk_buddy_node(struct bk_buddy *b, size_t p)
  * that hold dirty pages and were freed at least min_age before now.
  * release(ctx, first, npages) does the work; when it returns true the
  * block becomes clean (and zero too if `zeroes`), when false it stays
- * dirty. */
+ * dirty.  With chunk_idle set, the blocks go chunk by chunk (2^min_order
+ * pages, aligned) instead, each when chunk_idle(ctx, chunk index) says so,
+ * whatever its block's time (now and min_age are then unused): a caller
+ * that knows when each chunk was last allocated from or freed into
+ * releases the idle part of a big block whose mean time a busy edge keeps
+ * young. */
 struct bk_buddy_release {
     unsigned min_order, max_order;
     uint32_t now, min_age;
     bool zeroes;
     bool (*release)(void *ctx, size_t first, size_t npages);
+    bool (*chunk_idle)(void *ctx, size_t chunk);
     void *ctx;
 };
 
@@ -121,14 +127,6 @@ static inline bool bk_buddy_has(const struct bk_buddy *b, unsigned order)
 /* Release what *req selects (see struct bk_buddy_release).  Returns the
  * number of dirty pages made clean. */
 BK_INTERNAL size_t bk_buddy_release(struct bk_buddy *b, const struct bk_buddy_release *req);
-/* The same over the free blocks of orders min_order..max_order, chunk by
- * chunk (2^min_order pages, aligned), asking idle(req->ctx, chunk index)
- * instead of looking at the blocks' times (now and min_age are unused): a
- * caller that knows when each chunk was last allocated from or freed into
- * releases the idle part of a big block whose mean time a busy edge keeps
- * young. */
-BK_INTERNAL size_t bk_buddy_release_chunks(struct bk_buddy *b, const struct bk_buddy_release *req,
-                                           bool (*idle)(void *ctx, size_t chunk));
 /* Dirty pages in free blocks of at least 2^min_order pages. */
 BK_INTERNAL size_t bk_buddy_dirty_in_blocks(const struct bk_buddy *b, unsigned min_order);
 /* Is every page free? */

@@ -197,38 +197,26 @@ static bool release_cb(void *ctx, size_t first, size_t npages)
                          ph.cfg.lazy_release);
 }
 
-/* Release a region's free blocks of orders lo..hi freed at least min_age
- * ms before now.  Lock held. */
-static size_t release_blocks(struct bk_region *r, unsigned lo, unsigned hi, uint32_t now,
-                             uint32_t min_age)
-{
-    struct release_ctx ctx = { r, now, min_age };
-    struct bk_buddy_release req = {
-        .min_order = lo, .max_order = hi, .now = now, .min_age = min_age,
-        .zeroes = !ph.cfg.lazy_release, .release = release_cb, .ctx = &ctx,
-    };
-    size_t pages = bk_buddy_release(&r->buddy, &req);
-    ph.dirty_pages -= pages;
-    ph.released_pages += pages;
-    return pages;
-}
-
 static bool chunk_idle(void *ctx, size_t chunk)
 {
     const struct release_ctx *c = ctx;
     return bk_buddy_old_enough(c->r->chunk_used[chunk], c->now, c->min_age);
 }
 
-/* Release the free hugepages of r that have been idle for min_age ms.
+/* Release a region's free blocks of orders lo..hi freed at least min_age
+ * ms before now; by_hugepage: instead their hugepages that no span was
+ * taken from or freed into for min_age ms (lo is then BK_HUGEPAGE_ORDER).
  * Lock held. */
-static size_t release_idle_hugepages(struct bk_region *r, uint32_t now, uint32_t min_age)
+static size_t release_blocks(struct bk_region *r, unsigned lo, unsigned hi, uint32_t now,
+                             uint32_t min_age, bool by_hugepage)
 {
     struct release_ctx ctx = { r, now, min_age };
     struct bk_buddy_release req = {
-        .min_order = BK_HUGEPAGE_ORDER, .max_order = BK_REGION_ORDER,
-        .zeroes = !ph.cfg.lazy_release, .release = release_cb, .ctx = &ctx,
+        .min_order = lo, .max_order = hi, .now = now, .min_age = min_age,
+        .zeroes = !ph.cfg.lazy_release, .release = release_cb,
+        .chunk_idle = by_hugepage ? chunk_idle : NULL, .ctx = &ctx,
     };
-    size_t pages = bk_buddy_release_chunks(&r->buddy, &req, chunk_idle);
+    size_t pages = bk_buddy_release(&r->buddy, &req);
     ph.dirty_pages -= pages;
     ph.released_pages += pages;
     return pages;
@@ -253,7 +241,7 @@ static void shed_orders(unsigned lo, unsigned hi, uint32_t now)
     unsigned passes = ph.dirty_pages > ph.active_pages ? 3 : 2;
     for (unsigned i = 0; i < passes && ph.dirty_pages > target; i++)
         for (struct bk_region *r = ph.regions; r && ph.dirty_pages > target; r = r->next)
-            release_blocks(r, lo, hi, now, ages[i]);
+            release_blocks(r, lo, hi, now, ages[i], false);
 }
 
 static void shed(uint32_t now)
@@ -270,7 +258,7 @@ static void shed(uint32_t now)
 static void after_free(struct bk_region *r)
 {
     if (ph.cfg.decay_ms == 0)
-        release_blocks(r, BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now_ms(), 0);
+        release_blocks(r, BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now_ms(), 0, false);
     if (ph.dirty_pages > ph.shed_above)
         shed(now_ms());
 }
@@ -318,7 +306,7 @@ size_t bk_ph_decay(void)
     size_t pages = 0, pieces = 0;
     for (struct bk_region *r = ph.regions; r; r = r->next) {
         if (age != BK_DECAY_NEVER)
-            pages += release_idle_hugepages(r, now, age);
+            pages += release_blocks(r, BK_HUGEPAGE_ORDER, BK_REGION_ORDER, now, age, true);
         pieces += r->buddy.dirty_free - bk_buddy_dirty_in_blocks(&r->buddy, BK_HUGEPAGE_ORDER);
     }
     /* Pressure: more than half the cap sits in pieces of partly used
@@ -326,7 +314,7 @@ size_t bk_ph_decay(void)
     if (pieces > ph.cfg.dirty_max >> (BK_PAGE_SHIFT + 1))
         for (struct bk_region *r = ph.regions; r; r = r->next)
             pages += release_blocks(r, 0, BK_HUGEPAGE_ORDER - 1, now,
-                                    age == BK_DECAY_NEVER ? 0 : age);
+                                    age == BK_DECAY_NEVER ? 0 : age, false);
     if (age != BK_DECAY_NEVER)
         unmap_empty(now, age, 1);
     ph.shed_above = ph.cfg.dirty_max >> BK_PAGE_SHIFT;
@@ -455,7 +443,7 @@ size_t bk_ph_release_all(void)
     bk_lock(&ph.lock);
     uint32_t now = now_ms();
     for (struct bk_region *r = ph.regions; r; r = r->next)
-        pages += release_blocks(r, 0, BK_REGION_ORDER, now, 0);
+        pages += release_blocks(r, 0, BK_REGION_ORDER, now, 0, false);
     unmap_empty(now, 0, 0);
     bk_unlock(&ph.lock);
     return pages << BK_PAGE_SHIFT;
