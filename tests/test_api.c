@@ -851,8 +851,8 @@ static void test_aligned_not_pow2_internal(void)
     }
 }
 
-/* A large block never shows a stale free mark (and so never reveals the
- * per-process secret): word 1 is cleared when it is handed out. */
+/* A large block never shows a stale free mark: word 1 is cleared when it
+ * is handed out. */
 static void test_large_word1(void)
 {
     enum { N = 4000 };

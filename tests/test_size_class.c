@@ -97,8 +97,8 @@ static void test_spans(void)
             CHECK(half / ci->size < ci->batch || half % ci->size > half / 8,
                   "class %u: span of %zu bytes would have done", c, half);
         }
-        CHECK(bk_class_checks.off_mask[c] == span - 1, "class %u off_mask %#llx", c,
-              (unsigned long long)bk_class_checks.off_mask[c]);
+        uint64_t mask = bk_pm_fast.class_word[BK_CHECK_OFF_MASK][c];
+        CHECK(mask == span - 1, "class %u off_mask %#llx", c, (unsigned long long)mask);
     }
 }
 
@@ -161,12 +161,21 @@ static void test_generated(void)
           "the compiled-in lookup table differs from the derivation");
     CHECK(memcmp(t.classes, bk_classes, sizeof t.classes) == 0,
           "the compiled-in class table differs from the derivation");
-    CHECK(memcmp(&t.checks, &bk_class_checks, sizeof t.checks) == 0,
-          "the compiled-in boundary checks differ from the derivation");
+    /* the words bk_core_init installs next to the page map's window */
+    const uint64_t (*w)[BK_PM_CLASS_VALUES] = bk_pm_fast.class_word;
+    CHECK(memcmp(t.checks.off_mask, w[BK_CHECK_OFF_MASK], sizeof t.checks.off_mask) == 0 &&
+              memcmp(t.checks.divc, w[BK_CHECK_DIVC], sizeof t.checks.divc) == 0 &&
+              memcmp(t.checks.limit, w[BK_CHECK_LIMIT], sizeof t.checks.limit) == 0,
+          "the installed boundary checks differ from the derivation");
+    for (unsigned k = 0; k < BK_PM_CLASS_WORDS; k++)
+        for (unsigned c = BK_NUM_CLASSES; c < BK_PM_CLASS_VALUES; c++)
+            CHECK(w[k][c] == 0, "class value %u (no class) has check word %u set", c, k);
+    CHECK(w[BK_CHECK_LIMIT][0] == 0, "class 0 must fail the boundary test");
 }
 
 int main(void)
 {
+    brisk_free(brisk_malloc(1));    /* start-up installs the boundary checks */
     test_generated();
     test_table_shape();
     test_lookup();

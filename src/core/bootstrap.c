@@ -8,9 +8,9 @@
 #include "central_list.h"
 #include "decay.h"
 #include "options.h"
+#include "size_class.h"
 
 int bk_core_ready;
-uintptr_t bk_free_key;
 static bk_lock_t init_lock = BK_LOCK_INIT;
 
 static unsigned derive_stripes(void)
@@ -27,14 +27,24 @@ static unsigned derive_stripes(void)
     return p;
 }
 
+/* Fill the page map's class words with the boundary checks of the classes
+ * (size_class.h); class 0 and the values past the last class stay 0. */
+static void install_class_checks(void)
+{
+    uint64_t (*w)[BK_PM_CLASS_VALUES] = bk_pm_fast.class_word;
+    for (unsigned cls = 1; cls < BK_NUM_CLASSES; cls++)
+        bk_class_check_words(&bk_classes[cls], &w[BK_CHECK_OFF_MASK][cls],
+                             &w[BK_CHECK_DIVC][cls], &w[BK_CHECK_LIMIT][cls]);
+}
+
 void bk_core_init(void)
 {
     bk_lock(&init_lock);
     if (!bk_core_ready) {
         bk_options_parse(bk_os_getenv("BRISK_CONF"));
         bk_decay_init();
+        install_class_checks();
         bk_central_init(derive_stripes());
-        bk_free_key = (uintptr_t)bk_os_random();
         bk_store_release(&bk_core_ready, 1);
     }
     bk_unlock(&init_lock);

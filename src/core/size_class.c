@@ -84,12 +84,7 @@ static void derive_class(struct bk_size_tables *t, unsigned cls)
     cap = cap < 1024 ? cap : 1024;
     ci->cache_max = (uint16_t)(cap > 2 * batch ? cap : 2 * batch);
     ci->park_max = (uint16_t)clamp32(131072u / (batch * size), 1, 16);
-    /* floor(2^64 / size) + 1; 2^64 itself is not representable, so count
-     * with 2^64 - 1 and add the one it misses when size divides 2^64. */
-    uint64_t divc = UINT64_MAX / size + (UINT64_MAX % size == size - 1) + 1;
-    t->checks.off_mask[cls] = span - 1;
-    t->checks.divc[cls] = divc;
-    t->checks.limit[cls] = (uint64_t)ci->objects * (size * divc); /* objects * e */
+    bk_class_check_words(ci, &t->checks.off_mask[cls], &t->checks.divc[cls], &t->checks.limit[cls]);
 }
 
 void bk_size_classes_derive(struct bk_size_tables *t)
@@ -106,3 +101,4 @@ void bk_size_classes_derive(struct bk_size_tables *t)
         t->lookup[i] = (uint8_t)cls;
     }
 }
+

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "../os/compiler.h"
+#include "../page_heap/page_map.h"
 
 #define BK_SMALL_MAX        (256u * 1024u)          /* largest small class */
 #define BK_QUANTUM_SHIFT    4                       /* 16-byte alignment */
@@ -44,19 +45,37 @@ struct bk_class_info {
  *
  * Class 0 has every field 0, and 0 * 0 < 0 fails: the same test rejects
  * pointers the page map does not know, so the fast path needs no separate
- * "class 0?" branch.  Three arrays under one symbol, so one base address
- * serves all. */
+ * "class 0?" branch.
+ *
+ * The library's copy lives in the page map's class words, next to the
+ * window free() reads the class from (page_map.h): bk_core_init computes
+ * it from bk_classes, before any span is carved. */
 struct bk_class_checks {
     uint64_t off_mask[BK_NUM_CLASSES];
     uint64_t divc[BK_NUM_CLASSES];
     uint64_t limit[BK_NUM_CLASSES];
 };
+enum { BK_CHECK_OFF_MASK, BK_CHECK_DIVC, BK_CHECK_LIMIT };
+_Static_assert(BK_PM_CLASS_WORDS == 3 && BK_NUM_CLASSES <= BK_PM_CLASS_VALUES,
+               "the page map's class words hold the boundary checks");
 
 /* The tables, constant: generated at build time from the derivation in
  * size_class.c (see there). */
 extern BK_INTERNAL const uint8_t bk_class_of_size[BK_LOOKUP_ENTRIES];
 extern BK_INTERNAL const struct bk_class_info bk_classes[BK_NUM_CLASSES];
-extern BK_INTERNAL const struct bk_class_checks bk_class_checks;
+
+/* The boundary check of a class: its off_mask, divc and limit (for the
+ * derivation and for bk_core_init, which installs it). */
+static inline void bk_class_check_words(const struct bk_class_info *ci, uint64_t *off_mask,
+                                        uint64_t *divc, uint64_t *limit)
+{
+    uint64_t size = ci->size;
+    /* floor(2^64 / size) + 1; 2^64 itself is not representable, so count
+     * with 2^64 - 1 and add the one it misses when size divides 2^64. */
+    *divc = UINT64_MAX / size + (UINT64_MAX % size == size - 1) + 1;
+    *off_mask = ((uint64_t)ci->span_pages << BK_PAGE_SHIFT) - 1;
+    *limit = ci->objects * (size * *divc); /* objects * e */
+}
 
 /* The derivation itself (size_class.c), for the generator and the tests. */
 struct bk_size_tables {
@@ -74,8 +93,8 @@ BK_FAST_PATH unsigned bk_size_to_class(size_t size)
 
 BK_FAST_PATH bool bk_on_object_boundary(unsigned cls, uintptr_t addr)
 {
-    return (addr & bk_class_checks.off_mask[cls]) * bk_class_checks.divc[cls] <
-           bk_class_checks.limit[cls];
+    const uint64_t (*w)[BK_PM_CLASS_VALUES] = bk_pm_fast.class_word;
+    return (addr & w[BK_CHECK_OFF_MASK][cls]) * w[BK_CHECK_DIVC][cls] < w[BK_CHECK_LIMIT][cls];
 }
 
 #endif

@@ -10,14 +10,6 @@
 
 static struct bk_size_tables t;
 
-static void u64_row(FILE *f, const char *name, const uint64_t *v)
-{
-    fprintf(f, "    .%s = {", name);
-    for (unsigned c = 0; c < BK_NUM_CLASSES; c++)
-        fprintf(f, "%s0x%" PRIx64 "u,", c % 4 ? " " : "\n        ", v[c]);
-    fprintf(f, "\n    },\n");
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -41,10 +33,6 @@ int main(int argc, char **argv)
         fprintf(f, "    { %" PRIu32 ", %" PRIu32 ", %" PRIu32 ", %u, %u, %u },\n", ci->size,
                 ci->span_pages, ci->objects, ci->batch, ci->cache_max, ci->park_max);
     }
-    fprintf(f, "};\n\nconst struct bk_class_checks bk_class_checks = {\n");
-    u64_row(f, "off_mask", t.checks.off_mask);
-    u64_row(f, "divc", t.checks.divc);
-    u64_row(f, "limit", t.checks.limit);
     fprintf(f, "};\n");
     return fclose(f) == 0 ? 0 : 1;
 }

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,18 +136,6 @@ void bk_os_abort(void)
      * raise SIGABRT directly first. */
     raise(SIGABRT);
     _exit(127);
-}
-
-uint64_t bk_os_random(void)
-{
-    uint64_t v = 0;
-    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&v ^
-            ((uint64_t)getpid() << 32);
-    }
-    return v | 1;
 }
 
 /* Read a small file into buf (NUL-terminated); false if it cannot be read. */

@@ -46,7 +46,6 @@ BK_INTERNAL bool bk_os_spawn_thread(void *(*fn)(void *));
 
 BK_INTERNAL void bk_os_write_stderr(const char *s, size_t n);
 BK_INTERNAL BK_NORETURN void bk_os_abort(void);
-BK_INTERNAL uint64_t bk_os_random(void);
 /* CPUs this process may run on: the affinity mask, capped by a cgroup v2
  * cpu.max quota or a cgroup v1 cfs quota when one is set. */
 BK_INTERNAL unsigned bk_os_cpu_count(void);

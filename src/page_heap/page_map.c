@@ -4,7 +4,7 @@
 
 struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
 uintptr_t bk_pm_window_first = (UINTPTR_MAX >> BK_PM_SLOT_SHIFT) + 1;   /* above every slot */
-uint8_t bk_pm_window[BK_PM_WINDOW_SLOTS];
+struct bk_pm_fast bk_pm_fast;
 static size_t leaf_bytes_mapped;
 
 /* Top-down (the default layout: mappings start just below the stack, far

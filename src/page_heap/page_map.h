@@ -64,7 +64,26 @@ extern BK_INTERNAL struct bk_pm_leaf *bk_pm_root[1u << BK_PM_ROOT_BITS];
 #define BK_PM_WINDOW_ABOVE ((uintptr_t)16 << 30)               /* room behind the first region */
 
 extern BK_INTERNAL uintptr_t bk_pm_window_first;               /* slot number of its first slot */
-extern BK_INTERNAL uint8_t bk_pm_window[BK_PM_WINDOW_SLOTS];
+
+/* free()'s fast path reads a window byte and then words indexed by that
+ * byte (the core's object-boundary test for the class, size_class.h).
+ * Both live in one object, so that one base address serves both: as two
+ * symbols they cost the fast path a second `lea`.  The window comes first:
+ * with the words first, gcc 12 forms the window's address and subtracts
+ * its offset to reach the words; this way they are a displacement of 32 MiB
+ * from the same base.  The page map only
+ * stores the class words; the core fills them once, at start-up, before
+ * any class byte is written.  All zero until then, which the core's test
+ * reads as "no object here": every free takes the slow path. */
+#define BK_PM_CLASS_WORDS  3                                    /* per class value */
+#define BK_PM_CLASS_VALUES 128                                  /* class values covered */
+
+struct bk_pm_fast {
+    uint8_t window[BK_PM_WINDOW_SLOTS];
+    uint64_t class_word[BK_PM_CLASS_WORDS][BK_PM_CLASS_VALUES];
+};
+extern BK_INTERNAL struct bk_pm_fast bk_pm_fast;
+#define bk_pm_window (bk_pm_fast.window)
 
 /* Index of addr's slot in the window: BK_PM_WINDOW_SLOTS or more (the
  * subtraction wraps) when addr lies outside it.  A plain read, so that it

@@ -98,7 +98,7 @@ borrow:
 }
 
 /* malloc fast path, 16 instructions in libbrisk.so (gcc 12 -O2, counted
- * with callgrind): the TLS offset from the GOT, the class lookup (a shift
+ * with callgrind, `ret` included): the TLS offset from the GOT, the class lookup (a shift
  * and a load), and a list pop that prefetches the next block and clears
  * the free mark.  Everything unusual (large sizes, an empty list, no cache
  * yet) takes the one miss branch to the slow path. */
@@ -120,10 +120,11 @@ BK_FAST_PATH void *bk_tc_malloc(size_t size)
     return bk_tc_malloc_slow(size);
 }
 
-/* free fast path, 24 instructions in libbrisk.so (gcc 12 -O2, counted with
- * callgrind): 7 read the class from the page map's window, 6 validate the
- * pointer, 4 check the free mark, 3 take room (the TLS offset, a decrement
- * in memory, its borrow test) and 4 push the block and mark it.  The class byte is 0
+/* free fast path, 23 instructions in libbrisk.so (gcc 12 -O2, counted with
+ * callgrind, `ret` included): 7 read the class from the page map's window,
+ * 5 validate the pointer (the class words share the window's base), 3
+ * check the free mark, 3 take room (the TLS offset, a decrement in memory,
+ * its borrow test) and 4 push the block and mark it.  The class byte is 0
  * outside the window, for NULL and foreign pointers, large blocks and
  * 4 KiB pieces not carved yet.  Then come the tests: the pointer sits on
  * an object boundary of a small span (class 0 fails this test), it does
