@@ -634,6 +634,47 @@ static void test_release_chunks(void)
     CHECK(q >= 0 && (q == 256 || q == 768) == z, "chunk at %ld: zeroed %d", q, z);
 }
 
+static bool page_bit(const uint64_t *map, size_t p)
+{
+    return map[p / 64] >> (p % 64) & 1;
+}
+
+/* Pages freed as released (the caller gave them back already) are free,
+ * clean and zero without a release call, count nothing dirty, and do not
+ * weigh in the time of the block they merge into; reallocated, they come
+ * back zeroed. */
+static void test_free_released(void)
+{
+    bool z;
+    bk_buddy_init(&B, 10);
+    long a = bk_buddy_alloc(&B, 256, 256, &z), b = bk_buddy_alloc(&B, 256, 256, &z);
+    long c = bk_buddy_alloc(&B, 512, 512, &z);
+    CHECK(a == 0 && b == 256 && c == 512, "setup: %ld %ld %ld", a, b, c);
+    bk_buddy_free(&B, 0, 256, 1000);                          /* dirty, at 1000 */
+    bk_buddy_free_released(&B, 256, 200, 5000, true);         /* clean, at 5000 */
+    CHECK(B.dirty_free == 256, "dirty_free %u, want 256 (the released pages are clean)",
+          B.dirty_free);
+    CHECK(B.free_pages == 456, "free_pages %u", B.free_pages);
+    CHECK(page_bit(B.clean, 256) && page_bit(B.clean, 455) && !page_bit(B.clean, 456) &&
+              page_bit(B.zero, 300) && !page_bit(B.clean, 0),
+          "clean/zero bits of the released range");
+    bk_buddy_free(&B, 456, 56, 5000);                         /* completes the order-9 block */
+    CHECK(bk_buddy_free_order_at(&B, 0) == 9, "order %d", bk_buddy_free_order_at(&B, 0));
+    /* 256 dirty pages at 1000 and 56 at 5000: the 200 clean ones weigh nothing */
+    uint32_t t = bk_buddy_node(&B, 0)->freed_at;
+    CHECK(t >= 1710 && t <= 1720, "merged block stamped %u, want about 1718", t);
+    a = bk_buddy_alloc(&B, 512, 512, &z);
+    CHECK(a == 0 && !z && B.dirty_free == 0, "realloc: %ld zeroed %d dirty %u", a, z,
+          B.dirty_free);
+    bk_buddy_free_released(&B, 0, 512, 6000, false);          /* MADV_FREE: clean, not zero */
+    a = bk_buddy_alloc(&B, 100, 1, &z);
+    CHECK(a == 0 && !z, "lazily released pages reported zeroed (%ld)", a);
+    bk_buddy_free_released(&B, 0, 100, 6000, true);
+    a = bk_buddy_alloc(&B, 64, 1, &z);
+    CHECK(a == 0 && z && B.dirty_free == 0, "released pages: at %ld, zeroed %d, dirty %u", a, z,
+          B.dirty_free);
+}
+
 int main(void)
 {
     test_init();
@@ -649,5 +690,6 @@ int main(void)
     test_decay();
     test_claim();
     test_release_chunks();
+    test_free_released();
     return check_report("test_buddy");
 }

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../include/brisk.h"
@@ -232,6 +233,104 @@ static void test_zero_and_never(void)
     CHECK(bk_ph_release_all() == 4 * MIB, "malloc_trim with decay never");
 }
 
+/* ---- the release threshold, through the public API ------------------------ */
+
+/* Resident OS pages of [p, p + n), p page-aligned. */
+static size_t resident_pages(void *p, size_t n)
+{
+    static unsigned char vec[(64 * MIB) / 4096];
+    size_t pages = (n + 4095) / 4096;
+    REQUIRE(pages <= sizeof vec && mincore(p, n, vec) == 0);
+    size_t r = 0;
+    for (size_t i = 0; i < pages; i++)
+        r += vec[i] & 1;
+    return r;
+}
+
+static void *touched(size_t n)
+{
+    char *p = brisk_malloc(n);
+    REQUIRE(p != NULL);
+    memset(p, 0x5a, n);
+    return p;
+}
+
+/* Run first, before anything frees a big block: a block freed bigger than
+ * any before goes back at once and raises the threshold to its size; the
+ * next one of that size stays resident (decay's business). */
+static void test_release_threshold(void)
+{
+    CHECK(bk_decay_release_threshold() == BK_RELEASE_THRESHOLD_START, "threshold %zu at start",
+          bk_decay_release_threshold());
+    /* a small-class object above the threshold keeps its first OS page (its
+     * link and free mark) and gives back the others */
+    size_t big_small = 200 * 1024;
+    REQUIRE(big_small <= BK_SMALL_MAX && big_small > BK_RELEASE_THRESHOLD_START);
+    size_t cls_size = bk_classes[bk_size_to_class(big_small)].size;
+    char *q = touched(big_small);
+    REQUIRE(((uintptr_t)q & 4095) == 0);        /* its class size is a multiple of 4 KiB */
+    brisk_free(q);
+    CHECK(bk_decay_release_threshold() == cls_size, "threshold %zu after a %zu-byte object",
+          bk_decay_release_threshold(), cls_size);
+    CHECK(resident_pages(q, 4096) == 1, "the first page (link, mark) was given back");
+    CHECK(resident_pages(q + 4096, cls_size - 4096) == 0, "%zu of %zu pages still resident",
+          resident_pages(q + 4096, cls_size - 4096), (cls_size - 4096) / 4096);
+    char *q2 = touched(big_small);               /* the same object, faulted back in */
+    CHECK(q2 == q, "the cached object was not reused (%p, %p)", (void *)q2, (void *)q);
+    brisk_free(q2);
+    CHECK(resident_pages(q2, big_small) == big_small / 4096,
+          "a second free of the size released (%zu of %zu pages resident)",
+          resident_pages(q2, big_small), big_small / 4096);
+    /* a smaller object stays resident */
+    char *s = touched(140 * 1024);
+    brisk_free(s);
+    CHECK(resident_pages(s, 140 * 1024) == 140 * 1024 / 4096, "an object under the threshold "
+          "was released");
+
+    /* a large block: freed into the page heap clean */
+    size_t clean0 = ph_stats().clean_free;
+    size_t big = 1536 * 1024;
+    char *p = touched(big);
+    brisk_free(p);
+    CHECK(bk_decay_release_threshold() == big, "threshold %zu after 1.5 MiB",
+          bk_decay_release_threshold());
+    CHECK(resident_pages(p, big) == 0, "%zu pages of a 1.5 MiB block still resident",
+          resident_pages(p, big));
+    CHECK(ph_stats().clean_free >= clean0 + big, "the block was not freed as clean");
+    /* reused: it comes back zeroed (calloc needs no memset), and its next
+     * free keeps it */
+    char *p2 = brisk_calloc(1, big);
+    CHECK(p2 == p && p2[0] == 0 && p2[big - 1] == 0, "calloc of the released block");
+    memset(p2, 0x5a, big);
+    brisk_free(p2);
+    CHECK(resident_pages(p2, big) == big / 4096, "the second 1.5 MiB free released");
+    CHECK(bk_decay_release_threshold() == big, "threshold moved to %zu",
+          bk_decay_release_threshold());
+    /* smaller large blocks stay resident too */
+    char *m = touched(1 * MIB);
+    brisk_free(m);
+    CHECK(resident_pages(m, 1 * MIB) == 1 * MIB / 4096, "a 1 MiB free under the threshold "
+          "released");
+    /* blocks above a hugepage are decay's: whole free hugepages go by age */
+    char *h = touched(3 * MIB);
+    brisk_free(h);
+    CHECK(resident_pages(h, 3 * MIB) == 3 * MIB / 4096, "a 3 MiB block released on its free");
+    CHECK(bk_decay_release_threshold() == big, "threshold moved to %zu by a 3 MiB block",
+          bk_decay_release_threshold());
+}
+
+/* Run as `test_decay never` with BRISK_CONF=decay_ms=never: nothing goes
+ * back by itself. */
+static int never(void)
+{
+    char *p = touched(1 * MIB);
+    brisk_free(p);
+    CHECK(resident_pages(p, 1 * MIB) == 1 * MIB / 4096, "decay_ms=never: a big free released");
+    CHECK(bk_decay_release_threshold() == BK_RELEASE_THRESHOLD_START, "threshold %zu",
+          bk_decay_release_threshold());
+    return check_report("test_decay never");
+}
+
 /* ---- ticks through the public API --------------------------------------- */
 
 static void *free_many(void *arg)
@@ -338,7 +437,10 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "background") == 0)
         return background();
+    if (argc > 1 && strcmp(argv[1], "never") == 0)
+        return never();
     brisk_free(brisk_malloc(1));              /* start-up configures the page heap */
+    test_release_threshold();
     bk_ph_set_clock(fake_clock);
     test_ages();
     test_busy_edge();

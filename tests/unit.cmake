@@ -26,6 +26,9 @@ target_link_libraries(test_decay PRIVATE Threads::Threads)
 add_test(NAME test_decay_background COMMAND test_decay background)
 set_tests_properties(test_decay_background PROPERTIES LABELS "unit;sanitize" TIMEOUT 120
   ENVIRONMENT "BRISK_CONF=decay_ms=300,background_thread=1")
+add_test(NAME test_decay_never COMMAND test_decay never)
+set_tests_properties(test_decay_never PROPERTIES LABELS "unit;sanitize" TIMEOUT 120
+  ENVIRONMENT "BRISK_CONF=decay_ms=never")
 
 # Through the public API.
 brisk_unit_test(test_thread_cache)

@@ -15,6 +15,7 @@ static uint32_t interval_ms = 250;
 static bool enabled = true;
 static bool background;
 static int bg_state;                  /* 0: none, 1: running or starting, 2: failed */
+static size_t release_threshold = BK_RELEASE_THRESHOLD_START;   /* atomic */
 
 void bk_decay_init(void)
 {
@@ -32,6 +33,31 @@ void bk_decay_init(void)
     interval_ms = (uint32_t)(iv < 10 ? 10 : iv > 1000 ? 1000 : iv);
     background = bk_opt(BK_OPT_background_thread) != 0;
     next_tick = bk_os_now_ms() + interval_ms;
+    release_threshold = BK_RELEASE_THRESHOLD_START;
+}
+
+bool bk_decay_release_on_free(size_t bytes)
+{
+    size_t t = bk_load_relaxed(&release_threshold);
+    if (bytes > BK_RELEASE_THRESHOLD_MAX)
+        return false;
+    do {
+        if (bytes <= t || !enabled)
+            return false;
+    } while (!__atomic_compare_exchange_n(&release_threshold, &t, bytes, true,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return true;
+}
+
+void bk_decay_free_object(void *block, size_t size)
+{
+    if (bk_decay_release_on_free(size))
+        bk_ph_release_inside((uintptr_t)block + 2 * sizeof(void *), size - 2 * sizeof(void *));
+}
+
+size_t bk_decay_release_threshold(void)
+{
+    return bk_load_relaxed(&release_threshold);
 }
 
 bool bk_decay_enabled(void)

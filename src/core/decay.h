@@ -18,6 +18,28 @@
  * background_thread a detached thread (started on the first tick, again
  * in a fork child) runs the ticks on a timer instead.
  *
+ * The release threshold.  A program that goes idle makes no slow-path
+ * calls, so no tick gives back what it freed last: a database's background
+ * process that sorted something once, a server between bursts.  glibc
+ * returns such blocks: it maps blocks above its mmap threshold (128 KiB)
+ * and unmaps them on free, raising the threshold to the size of each one
+ * freed, so that a program reusing blocks of a size stops paying.  brisk
+ * does the same for blocks of up to a hugepage: one freed that is bigger
+ * than the threshold (128 KiB at start-up) goes back to the kernel on the
+ * free, and the threshold rises to its size.  A large block is freed into
+ * the page heap as clean and zero; an object of a small class (above 128
+ * KiB) keeps its first OS page, which holds its link and free mark, and
+ * gives back the rest.  Each new record size costs one release and one
+ * re-fault, a handful over a program's life.
+ *
+ * Up to a hugepage only: a free block that small lies in a partly used
+ * hugepage, which decay never releases by age (whole free hugepages go by
+ * age, pieces only under pressure), while bigger blocks become whole free
+ * hugepages that decay returns; and a program that reuses blocks of 5-25
+ * MiB would pay re-faults of up to 25 MiB each (the reuse workload ran 3x
+ * slower at scale short without the cap).  Off with decay_ms=never
+ * (memory goes back only on pressure or malloc_trim).
+ *
  * Lock order: the decay lock comes before every central and page heap
  * lock. */
 #ifndef BRISK_DECAY_H
@@ -37,6 +59,17 @@ BK_INTERNAL bool bk_decay_enabled(void);
 BK_INTERNAL void bk_decay_maybe(void);
 /* Run one tick now, waiting for a running one (tests, background thread). */
 BK_INTERNAL void bk_decay_tick(void);
+
+#define BK_RELEASE_THRESHOLD_START ((size_t)128 << 10)
+#define BK_RELEASE_THRESHOLD_MAX   ((size_t)1 << 21)      /* a hugepage */
+/* A block of `bytes` is being freed: true if it goes back to the kernel
+ * now (bigger than the release threshold, which rises to `bytes`). */
+BK_INTERNAL bool bk_decay_release_on_free(size_t bytes);
+/* An object of a small class of `size` bytes is being freed: past the
+ * threshold, give back its OS pages but the first. */
+BK_INTERNAL void bk_decay_free_object(void *block, size_t size);
+/* The threshold now (statistics, tests); bk_decay_init resets it. */
+BK_INTERNAL size_t bk_decay_release_threshold(void);
 
 BK_INTERNAL void bk_decay_fork_prepare(void);
 BK_INTERNAL void bk_decay_fork_parent(void);

@@ -32,7 +32,10 @@ void *bk_large_alloc(size_t size, size_t align, bool zero)
 void bk_large_free(struct bk_span *s)
 {
     bk_fetch_sub(&live_bytes, s->requested);
-    bk_ph_free_span(s);
+    if (s->kind == BK_SPAN_LARGE && bk_decay_release_on_free(s->npages << BK_PAGE_SHIFT))
+        bk_ph_free_span_released(s);
+    else
+        bk_ph_free_span(s);
     bk_decay_maybe();
 }
 

@@ -18,6 +18,12 @@ BK_INTERNAL void bk_os_unmap(void *p, size_t size);
 /* Resize a mapping, moving it if it must (mremap), or to exactly `at` when
  * at != NULL; NULL on failure, when the old mapping is unchanged. */
 BK_INTERNAL void *bk_os_remap(void *p, size_t old_size, size_t new_size, void *at);
+/* The kernel's page size as brisk assumes it (x86-64, and the 4 KiB
+ * kernels of arm64): the unit of the page map's window and of carving.  A
+ * release of a range aligned to it fails harmlessly on a kernel with
+ * bigger pages. */
+#define BK_OS_PAGE_SIZE ((size_t)4096)
+
 /* Give the pages back to the kernel.  With lazy == false (MADV_DONTNEED)
  * they leave the resident set at once and read as zero when touched again;
  * with lazy == true (MADV_FREE) the kernel takes them only under memory

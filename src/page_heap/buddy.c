@@ -198,6 +198,16 @@ void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages, uint32_t now
     free_range(b, first, npages, now);
 }
 
+void bk_buddy_free_released(struct bk_buddy *b, size_t first, size_t npages, uint32_t now,
+                            bool zeroes)
+{
+    set_bits(b->clean, first, npages, true);    /* before the merge weighs the times */
+    if (zeroes)
+        set_bits(b->zero, first, npages, true);
+    b->free_pages += (uint32_t)npages;
+    free_range(b, first, npages, now);
+}
+
 /* Release free pages [p, p + n) if any is dirty; the dirty pages given
  * back (b->dirty_free is the caller's to update). */
 static size_t release_range(struct bk_buddy *b, size_t p, size_t n,

@@ -119,6 +119,11 @@ BK_INTERNAL bool bk_buddy_claim(struct bk_buddy *b, size_t first, size_t npages)
 /* Free npages pages from page `first` at time `now` (they become dirty),
  * merging buddies. */
 BK_INTERNAL void bk_buddy_free(struct bk_buddy *b, size_t first, size_t npages, uint32_t now);
+/* The same for pages the caller has just given back to the kernel: they
+ * become free and clean (and zero if `zeroes`), and do not count in the
+ * merged block's free time. */
+BK_INTERNAL void bk_buddy_free_released(struct bk_buddy *b, size_t first, size_t npages,
+                                        uint32_t now, bool zeroes);
 /* Can a block of at least 2^order pages be allocated? */
 static inline bool bk_buddy_has(const struct bk_buddy *b, unsigned order)
 {

@@ -322,7 +322,8 @@ size_t bk_ph_decay(void)
     return pages << BK_PAGE_SHIFT;
 }
 
-void bk_ph_free_span(struct bk_span *s)
+/* released: the caller gave the span's pages back to the kernel already. */
+static void free_span(struct bk_span *s, bool released)
 {
     bk_lock(&ph.lock);
     bk_pm_set(s->start, s->kind == BK_SPAN_SMALL ? s->npages : 1, NULL, 0);
@@ -335,13 +336,41 @@ void bk_ph_free_span(struct bk_span *s)
     }
     struct bk_region *r = s->region;
     size_t first = (s->start - r->base) >> BK_PAGE_SHIFT;
-    bk_buddy_free(&r->buddy, first, s->npages, now_ms());
+    if (released) {
+        bk_buddy_free_released(&r->buddy, first, s->npages, now_ms(), !ph.cfg.lazy_release);
+        ph.released_pages += s->npages;
+    } else {
+        bk_buddy_free(&r->buddy, first, s->npages, now_ms());
+        ph.dirty_pages += s->npages;
+    }
     mark_used(r, first, s->npages, now_ms());
     ph.active_pages -= s->npages;
-    ph.dirty_pages += s->npages;
     drop_descriptor(s);
     after_free(r);
     bk_unlock(&ph.lock);
+}
+
+void bk_ph_free_span(struct bk_span *s)
+{
+    free_span(s, false);
+}
+
+void bk_ph_free_span_released(struct bk_span *s)
+{
+    /* The span is still the caller's: no lock needed to release it. */
+    bool released = s->kind != BK_SPAN_HUGE &&
+                    bk_os_release((void *)s->start, s->npages << BK_PAGE_SHIFT,
+                                  ph.cfg.lazy_release);
+    free_span(s, released);
+}
+
+size_t bk_ph_release_inside(uintptr_t start, size_t len)
+{
+    uintptr_t first = bk_align_up(start, BK_OS_PAGE_SIZE);
+    uintptr_t end = (start + len) & ~(uintptr_t)(BK_OS_PAGE_SIZE - 1);
+    if (end <= first || !bk_os_release((void *)first, end - first, ph.cfg.lazy_release))
+        return 0;
+    return end - first;
 }
 
 void bk_ph_shrink_span(struct bk_span *s, size_t new_npages)

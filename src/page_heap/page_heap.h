@@ -100,6 +100,16 @@ BK_INTERNAL struct bk_span *bk_ph_alloc_span(size_t npages, size_t align_pages, 
  * aligned to `align`. */
 BK_INTERNAL struct bk_span *bk_ph_alloc_huge(size_t bytes, size_t align);
 BK_INTERNAL void bk_ph_free_span(struct bk_span *s);
+/* The same, giving the span's pages back to the kernel at once (a large
+ * block the core releases on its free: see decay.h); huge spans are
+ * unmapped either way. */
+BK_INTERNAL void bk_ph_free_span_released(struct bk_span *s);
+/* Give back the whole OS pages inside [start, start + len), a free object
+ * of a small span that stays allocated to its span (its first words, the
+ * link and the free mark, must stay: start is past them).  The page heap
+ * does not track them: the span's pages count as in use until it is
+ * freed, and as dirty then.  Returns the bytes given back. */
+BK_INTERNAL size_t bk_ph_release_inside(uintptr_t start, size_t len);
 /* Grow a large span in place to new_npages when the pages after it are
  * free; false (nothing changed) when they are not. */
 BK_INTERNAL bool bk_ph_grow_span(struct bk_span *s, size_t new_npages);

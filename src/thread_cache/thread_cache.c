@@ -362,6 +362,11 @@ static void cache_free(unsigned cls, void **p)
 {
     struct bk_tcache *tc = cache_get();
     p[1] = (void *)bk_free_mark((uintptr_t)p);
+    /* A big object freed for the first time at its size (the first free
+     * of a class finds no room in its list, so it comes here): see the
+     * release threshold in decay.h. */
+    if (bk_classes[cls].size > BK_RELEASE_THRESHOLD_START)
+        bk_decay_free_object(p, bk_classes[cls].size);
     if (!tc) {
         p[0] = NULL;
         bk_central_give(cls, 0, p, p, 1);
