@@ -713,6 +713,13 @@ static void test_stats(void)
 static void test_release(void)
 {
     brisk_release_memory();                 /* start from nothing dirty */
+    /* the 1 MiB frees below must stay dirty: a 2 MiB free first puts the
+     * release threshold (decay.h) above them, whatever ran before */
+    void *two = brisk_malloc(2 * MIB);
+    REQUIRE(two != NULL);
+    memset(two, 0x77, 2 * MIB);
+    brisk_free(two);
+    brisk_release_memory();
     enum { N = 24 };
     static void *b[N];
     for (unsigned i = 0; i < N; i++) {

@@ -639,6 +639,24 @@ static bool page_bit(const uint64_t *map, size_t p)
     return map[p / 64] >> (p % 64) & 1;
 }
 
+/* Free pages whose clean bit is clear: what dirty_free must count. */
+static size_t dirty_on_lists(const struct bk_buddy *b)
+{
+    size_t dirty = 0;
+    for (unsigned k = 0; k <= b->max_order; k++)
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[bk_buddy_slot(p)].next)
+            for (size_t q = p; q < p + ((size_t)1 << k); q++)
+                dirty += !page_bit(b->clean, q);
+    return dirty;
+}
+
+static void check_released(const char *when)
+{
+    check_invariants(&B, NULL, when);
+    CHECK(B.dirty_free == dirty_on_lists(&B), "%s: dirty_free %u, free pages not clean %zu",
+          when, B.dirty_free, dirty_on_lists(&B));
+}
+
 /* Pages freed as released (the caller gave them back already) are free,
  * clean and zero without a release call, count nothing dirty, and do not
  * weigh in the time of the block they merge into; reallocated, they come
@@ -652,6 +670,7 @@ static void test_free_released(void)
     CHECK(a == 0 && b == 256 && c == 512, "setup: %ld %ld %ld", a, b, c);
     bk_buddy_free(&B, 0, 256, 1000);                          /* dirty, at 1000 */
     bk_buddy_free_released(&B, 256, 200, 5000, true);         /* clean, at 5000 */
+    check_released("free_released 256+200");
     CHECK(B.dirty_free == 256, "dirty_free %u, want 256 (the released pages are clean)",
           B.dirty_free);
     CHECK(B.free_pages == 456, "free_pages %u", B.free_pages);
@@ -659,6 +678,7 @@ static void test_free_released(void)
               page_bit(B.zero, 300) && !page_bit(B.clean, 0),
           "clean/zero bits of the released range");
     bk_buddy_free(&B, 456, 56, 5000);                         /* completes the order-9 block */
+    check_released("free 456+56");
     CHECK(bk_buddy_free_order_at(&B, 0) == 9, "order %d", bk_buddy_free_order_at(&B, 0));
     /* 256 dirty pages at 1000 and 56 at 5000: the 200 clean ones weigh nothing */
     uint32_t t = bk_buddy_node(&B, 0)->freed_at;
@@ -667,9 +687,11 @@ static void test_free_released(void)
     CHECK(a == 0 && !z && B.dirty_free == 0, "realloc: %ld zeroed %d dirty %u", a, z,
           B.dirty_free);
     bk_buddy_free_released(&B, 0, 512, 6000, false);          /* MADV_FREE: clean, not zero */
+    check_released("free_released lazy");
     a = bk_buddy_alloc(&B, 100, 1, &z);
     CHECK(a == 0 && !z, "lazily released pages reported zeroed (%ld)", a);
     bk_buddy_free_released(&B, 0, 100, 6000, true);
+    check_released("free_released 0+100");
     a = bk_buddy_alloc(&B, 64, 1, &z);
     CHECK(a == 0 && z && B.dirty_free == 0, "released pages: at %ld, zeroed %d, dirty %u", a, z,
           B.dirty_free);

@@ -25,12 +25,18 @@
  * and unmaps them on free, raising the threshold to the size of each one
  * freed, so that a program reusing blocks of a size stops paying.  brisk
  * does the same for blocks of up to a hugepage: one freed that is bigger
- * than the threshold (128 KiB at start-up) goes back to the kernel on the
- * free, and the threshold rises to its size.  A large block is freed into
- * the page heap as clean and zero; an object of a small class (above 128
- * KiB) keeps its first OS page, which holds its link and free mark, and
- * gives back the rest.  Each new record size costs one release and one
- * re-fault, a handful over a program's life.
+ * than the threshold (128 KiB at start-up; afterwards the largest block
+ * released this way so far) goes back to the kernel on the free, and the
+ * threshold rises to its size.  A large block is freed into the page heap
+ * as clean (and zero with madvise=dontneed, so a calloc that gets it skips
+ * its memset).  An object of a small class (above 128 KiB) keeps its first
+ * OS page, which holds its link and free mark, and gives back the rest;
+ * only a free that reaches the thread cache's slow path does this (the
+ * first free of a class usually does, as its list has no room yet, but
+ * once a thread holds two of its objects at a time the list has room and
+ * frees stay on the fast path).  Each new record size costs one release
+ * and one re-fault, a handful over a program's life; a release inside a
+ * transparent hugepage splits it.
  *
  * Up to a hugepage only: a free block that small lies in a partly used
  * hugepage, which decay never releases by age (whole free hugepages go by

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -64,8 +65,28 @@ void *bk_os_remap(void *p, size_t old_size, size_t new_size, void *at)
     return q == MAP_FAILED ? NULL : q;
 }
 
+/* The kernel's page size (getauxval: no allocation, no system call). */
+static size_t kernel_page_size(void)
+{
+    static size_t size;                   /* 0 until read; racing reads agree */
+    size_t s = bk_load_relaxed(&size);
+    if (!s) {
+        s = (size_t)getauxval(AT_PAGESZ);
+        if (!s || (s & (s - 1)))
+            s = BK_OS_PAGE_SIZE;
+        bk_store_relaxed(&size, s);
+    }
+    return s;
+}
+
+/* madvise rounds the length up to whole pages: on a kernel with pages
+ * bigger than brisk's 4 KiB, a range that ends inside a kernel page would
+ * lose the neighbour's data.  Such ranges are refused, and their pages
+ * stay resident and dirty, as after any refused release. */
 bool bk_os_release(void *p, size_t size, bool lazy)
 {
+    if (((uintptr_t)p | size) & (kernel_page_size() - 1))
+        return false;
     int saved = errno;
     bool ok = madvise(p, size, lazy ? MADV_FREE : MADV_DONTNEED) == 0;
     errno = saved;

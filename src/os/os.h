@@ -19,9 +19,9 @@ BK_INTERNAL void bk_os_unmap(void *p, size_t size);
  * at != NULL; NULL on failure, when the old mapping is unchanged. */
 BK_INTERNAL void *bk_os_remap(void *p, size_t old_size, size_t new_size, void *at);
 /* The kernel's page size as brisk assumes it (x86-64, and the 4 KiB
- * kernels of arm64): the unit of the page map's window and of carving.  A
- * release of a range aligned to it fails harmlessly on a kernel with
- * bigger pages. */
+ * kernels of arm64): the unit of the page map's window and of carving.  On
+ * a kernel with bigger pages brisk works the same, but bk_os_release
+ * refuses ranges that are not whole kernel pages. */
 #define BK_OS_PAGE_SIZE ((size_t)4096)
 
 /* Give the pages back to the kernel.  With lazy == false (MADV_DONTNEED)
@@ -29,7 +29,8 @@ BK_INTERNAL void *bk_os_remap(void *p, size_t old_size, size_t new_size, void *a
  * with lazy == true (MADV_FREE) the kernel takes them only under memory
  * pressure and until then they may keep their contents.  False when the
  * kernel refused (locked memory: mlock, mlockall; MADV_FREE on a kernel
- * before 4.5): then the pages stay as they were. */
+ * before 4.5), or when the range is not whole pages of a kernel with pages
+ * bigger than 4 KiB: then the pages stay as they were. */
 BK_INTERNAL bool bk_os_release(void *p, size_t size, bool lazy);
 
 /* Transparent hugepages: the kernel's mode from
