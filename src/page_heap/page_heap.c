@@ -364,13 +364,12 @@ void bk_ph_free_span_released(struct bk_span *s)
     free_span(s, released);
 }
 
-size_t bk_ph_release_inside(uintptr_t start, size_t len)
+void bk_ph_release_inside(uintptr_t start, size_t len)
 {
     uintptr_t first = bk_align_up(start, BK_OS_PAGE_SIZE);
     uintptr_t end = (start + len) & ~(uintptr_t)(BK_OS_PAGE_SIZE - 1);
-    if (end <= first || !bk_os_release((void *)first, end - first, ph.cfg.lazy_release))
-        return 0;
-    return end - first;
+    if (end > first)
+        bk_os_release((void *)first, end - first, ph.cfg.lazy_release);
 }
 
 void bk_ph_shrink_span(struct bk_span *s, size_t new_npages)

@@ -108,8 +108,8 @@ BK_INTERNAL void bk_ph_free_span_released(struct bk_span *s);
  * of a small span that stays allocated to its span (its first words, the
  * link and the free mark, must stay: start is past them).  The page heap
  * does not track them: the span's pages count as in use until it is
- * freed, and as dirty then.  Returns the bytes given back. */
-BK_INTERNAL size_t bk_ph_release_inside(uintptr_t start, size_t len);
+ * freed, and as dirty then.  A refused release leaves them resident. */
+BK_INTERNAL void bk_ph_release_inside(uintptr_t start, size_t len);
 /* Grow a large span in place to new_npages when the pages after it are
  * free; false (nothing changed) when they are not. */
 BK_INTERNAL bool bk_ph_grow_span(struct bk_span *s, size_t new_npages);

@@ -70,11 +70,11 @@ extern BK_INTERNAL uintptr_t bk_pm_window_first;               /* slot number of
  * Both live in one object, so that one base address serves both: as two
  * symbols they cost the fast path a second `lea`.  The window comes first:
  * with the words first, gcc 12 forms the window's address and subtracts
- * its offset to reach the words; this way they are a displacement of 32 MiB
- * from the same base.  The page map only
- * stores the class words; the core fills them once, at start-up, before
- * any class byte is written.  All zero until then, which the core's test
- * reads as "no object here": every free takes the slow path. */
+ * its offset to reach the words; this way they are a displacement of 32
+ * MiB from the same base.  The page map only stores the class words; the
+ * core fills them once, at start-up, before any class byte is written.
+ * All zero until then, which the core's test reads as "no object here":
+ * every free takes the slow path. */
 #define BK_PM_CLASS_WORDS  3                                    /* per class value */
 #define BK_PM_CLASS_VALUES 128                                  /* class values covered */
 

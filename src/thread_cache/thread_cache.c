@@ -362,9 +362,9 @@ static void cache_free(unsigned cls, void **p)
 {
     struct bk_tcache *tc = cache_get();
     p[1] = (void *)bk_free_mark((uintptr_t)p);
-    /* A big object freed for the first time at its size (the first free
-     * of a class finds no room in its list, so it comes here): see the
-     * release threshold in decay.h. */
+    /* A big object past the release threshold goes back to the kernel
+     * but its first page (decay.h).  Only here, on the slow path: the
+     * first free of a class usually comes here, its list having no room. */
     if (bk_classes[cls].size > BK_RELEASE_THRESHOLD_START)
         bk_decay_free_object(p, bk_classes[cls].size);
     if (!tc) {
