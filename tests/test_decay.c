@@ -7,9 +7,11 @@
  * allocator call at all. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../include/brisk.h"
@@ -17,6 +19,7 @@
 #include "core/central_list.h"
 #include "core/decay.h"
 #include "core/size_class.h"
+#include "os/os.h"
 #include "page_heap/page_heap.h"
 
 #define MIB ((size_t)1 << 20)
@@ -328,8 +331,90 @@ static void test_release_threshold(void)
           bk_decay_release_threshold());
 }
 
+/* ---- fork: free memory goes back before the fork ------------------------- */
+
+static size_t cached(struct brisk_stats *st, size_t size);
+
+enum { FORK_OBJECTS = 16 };
+#define FORK_SIZE ((size_t)48 << 10)   /* under the threshold; no other test uses it */
+
+/* Resident OS pages of the freed objects but their first pages (which a
+ * release inside a thread cache would keep); a region the release left
+ * empty may be unmapped, and none of its pages is resident. */
+static size_t fork_resident(char **p)
+{
+    static unsigned char vec[FORK_SIZE / 4096];
+    size_t r = 0;
+    for (int i = 0; i < FORK_OBJECTS; i++) {
+        if (mincore(p[i] + 4096, FORK_SIZE - 4096, vec) != 0) {
+            REQUIRE(errno == ENOMEM, "mincore: %s", strerror(errno));
+            continue;
+        }
+        for (size_t j = 0; j < FORK_SIZE / 4096 - 1; j++)
+            r += vec[j] & 1;
+    }
+    return r;
+}
+
+/* Touch and free FORK_OBJECTS objects (they sit in this thread's cache,
+ * resident), fork (the child allocates, writes and frees one more and
+ * exits), and return how many of their pages are resident in the parent
+ * after the fork. */
+static size_t fork_after_frees(char **p)
+{
+    for (int i = 0; i < FORK_OBJECTS; i++)
+        p[i] = touched(FORK_SIZE);
+    for (int i = 0; i < FORK_OBJECTS; i++)
+        brisk_free(p[i]);
+    size_t all = FORK_OBJECTS * (FORK_SIZE - 4096) / 4096;
+    CHECK(fork_resident(p) == all, "%zu of %zu freed pages resident before the fork",
+          fork_resident(p), all);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        char *q = touched(FORK_SIZE);
+        brisk_free(q);
+        _exit(q[1000] == 0x5a ? 0 : 1);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork child: status %#x", status);
+    return fork_resident(p);
+}
+
+/* fork_release (the default): the objects the thread cache held go back to
+ * their spans, the spans (empty) to the page heap, and every free page to
+ * the kernel, before the fork.  At most once per tick interval (250 ms with
+ * decay_ms=1000): a second fork within it keeps them (checked only when the
+ * two forks really were that close; timing decides nothing else). */
+static void test_fork_release(void)
+{
+    char *p[FORK_OBJECTS];
+    uint64_t t0 = bk_os_now_ms();
+    size_t left = fork_after_frees(p);
+    CHECK(left == 0, "%zu freed pages still resident after the fork", left);
+    struct brisk_stats st;
+    CHECK(cached(&st, FORK_SIZE) == 0, "%zu objects still cached after the fork",
+          cached(&st, FORK_SIZE));
+    left = fork_after_frees(p);
+    if (bk_os_now_ms() - t0 < 250)
+        CHECK(left == FORK_OBJECTS * (FORK_SIZE - 4096) / 4096,
+              "a second fork within the interval released (%zu pages left)", left);
+}
+
+/* Run as `test_decay fork_off` with BRISK_CONF=fork_release=0: a fork
+ * gives nothing back. */
+static int fork_off(void)
+{
+    char *p[FORK_OBJECTS];
+    size_t left = fork_after_frees(p);
+    CHECK(left == FORK_OBJECTS * (FORK_SIZE - 4096) / 4096, "fork_release=0: %zu pages left",
+          left);
+    return check_report("test_decay fork_off");
+}
+
 /* Run as `test_decay never` with BRISK_CONF=decay_ms=never: nothing goes
- * back by itself. */
+ * back by itself, not even before a fork. */
 static int never(void)
 {
     char *p = touched(1 * MIB);
@@ -337,6 +422,10 @@ static int never(void)
     CHECK(resident_pages(p, 1 * MIB) == 1 * MIB / 4096, "decay_ms=never: a big free released");
     CHECK(bk_decay_release_threshold() == BK_RELEASE_THRESHOLD_START, "threshold %zu",
           bk_decay_release_threshold());
+    char *q[FORK_OBJECTS];
+    size_t left = fork_after_frees(q);
+    CHECK(left == FORK_OBJECTS * (FORK_SIZE - 4096) / 4096, "decay_ms=never: a fork released "
+          "(%zu pages left)", left);
     return check_report("test_decay never");
 }
 
@@ -448,6 +537,8 @@ int main(int argc, char **argv)
         return background();
     if (argc > 1 && strcmp(argv[1], "never") == 0)
         return never();
+    if (argc > 1 && strcmp(argv[1], "fork_off") == 0)
+        return fork_off();
     brisk_free(brisk_malloc(1));              /* start-up configures the page heap */
     test_release_threshold();
     bk_ph_set_clock(fake_clock);
@@ -461,5 +552,6 @@ int main(int argc, char **argv)
     bk_ph_set_clock(NULL);
     configure(1000, 64 * MIB, false);
     test_ticks();
+    test_fork_release();
     return check_report("test_decay");
 }

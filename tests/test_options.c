@@ -199,6 +199,9 @@ static void test_decay_options(void)
     expect_invalid("retain=maybe", BK_OPT_retain, "maybe");
     expect_value("background_thread=true", BK_OPT_background_thread, 1);
     expect_invalid("background_thread=2", BK_OPT_background_thread, "2");
+    expect_value("fork_release=0", BK_OPT_fork_release, 0);
+    expect_value("fork_release=true", BK_OPT_fork_release, 1);
+    expect_invalid("fork_release=2", BK_OPT_fork_release, "2");
     char buf[32];
     bk_option_value_text(BK_OPT_decay_ms, BK_OPT_NEVER, buf, sizeof buf);
     CHECK(strcmp(buf, "never") == 0, "decay_ms never printed \"%s\"", buf);

@@ -19,8 +19,9 @@ brisk_unit_test(test_buddy)
 brisk_unit_test(test_page_map)
 brisk_unit_test(test_central_list)
 brisk_unit_test(test_options)
-# Memory return: decay with an injected clock, ticks, and (second test) the
-# background thread.
+# Memory return: decay with an injected clock, ticks, the release before a
+# fork, and (more tests) the background thread, decay_ms=never and
+# fork_release=0.
 brisk_unit_test(test_decay)
 target_link_libraries(test_decay PRIVATE Threads::Threads)
 add_test(NAME test_decay_background COMMAND test_decay background)
@@ -29,6 +30,14 @@ set_tests_properties(test_decay_background PROPERTIES LABELS "unit;sanitize" TIM
 add_test(NAME test_decay_never COMMAND test_decay never)
 set_tests_properties(test_decay_never PROPERTIES LABELS "unit;sanitize" TIMEOUT 120
   ENVIRONMENT "BRISK_CONF=decay_ms=never")
+add_test(NAME test_decay_fork_off COMMAND test_decay fork_off)
+set_tests_properties(test_decay_fork_off PROPERTIES LABELS "unit;sanitize" TIMEOUT 120
+  ENVIRONMENT "BRISK_CONF=fork_release=0")
+if(BRISK_SANITIZE STREQUAL "thread")
+  # These fork; see test_errors below for why TSan's deadlock detector is off.
+  set_property(TEST test_decay test_decay_never test_decay_fork_off APPEND PROPERTY
+               ENVIRONMENT "TSAN_OPTIONS=detect_deadlocks=0")
+endif()
 
 # Through the public API.
 brisk_unit_test(test_thread_cache)

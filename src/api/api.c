@@ -244,9 +244,7 @@ BK_EXPORT void brisk_free_aligned_sized(void *ptr, size_t alignment, size_t size
 BK_EXPORT size_t brisk_release_memory(void)
 {
     bk_tc_ensure_init();
-    bk_tc_flush_self();
-    bk_central_drain();
-    return bk_ph_release_all();
+    return bk_tc_release_memory();
 }
 
 BK_EXPORT void brisk_stats(struct brisk_stats *out)

@@ -16,6 +16,8 @@ static bool enabled = true;
 static bool background;
 static int bg_state;                  /* 0: none, 1: running or starting, 2: failed */
 static size_t release_threshold = BK_RELEASE_THRESHOLD_START;   /* atomic */
+static bool fork_release;
+static uint64_t next_fork_release;    /* clock ms; atomic */
 
 void bk_decay_init(void)
 {
@@ -34,6 +36,8 @@ void bk_decay_init(void)
     background = bk_opt(BK_OPT_background_thread) != 0;
     next_tick = bk_os_now_ms() + interval_ms;
     release_threshold = BK_RELEASE_THRESHOLD_START;
+    fork_release = enabled && bk_opt(BK_OPT_fork_release) != 0;
+    next_fork_release = 0;
 }
 
 bool bk_decay_release_on_free(size_t bytes)
@@ -58,6 +62,22 @@ void bk_decay_free_object(void *block, size_t size)
 size_t bk_decay_release_threshold(void)
 {
     return bk_load_relaxed(&release_threshold);
+}
+
+size_t bk_decay_release_all(void)
+{
+    bk_central_drain();
+    return bk_ph_release_all();
+}
+
+bool bk_decay_fork_release_due(void)
+{
+    if (!fork_release)
+        return false;
+    uint64_t now = bk_os_now_ms(), due = bk_load_relaxed(&next_fork_release);
+    return now >= due &&
+           __atomic_compare_exchange_n(&next_fork_release, &due, now + interval_ms, false,
+                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
 bool bk_decay_enabled(void)

@@ -439,15 +439,21 @@ static void thread_exit(void *arg)
     bk_unlock(&registry.lock);
 }
 
-void bk_tc_flush_self(void)
+size_t bk_tc_release_memory(void)
 {
     struct bk_tcache *tc = bk_tc;
     if (tc != NULL && tc != &bk_tc_dead)
         flush_all(tc);
+    return bk_decay_release_all();
 }
 
+/* Before taking the locks, the forking thread may give memory back
+ * (decay.h, "Fork"): what sits free at the fork would otherwise be
+ * inherited, resident, by the child, and copied on the first write. */
 static void fork_prepare(void)
 {
+    if (bk_decay_fork_release_due())
+        bk_tc_release_memory();
     bk_lock(&registry.lock);
     bk_core_fork_prepare();
 }

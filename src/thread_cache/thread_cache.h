@@ -74,8 +74,9 @@ BK_INTERNAL BK_SLOW_PATH void *bk_tc_malloc_slow(size_t size);
 BK_INTERNAL BK_SLOW_PATH void bk_tc_free_slow(void *ptr);
 /* Small-object allocation for an explicit class (aligned allocations). */
 BK_INTERNAL void *bk_tc_malloc_class(unsigned cls);
-/* Flush the calling thread's cache to the central lists (malloc_trim). */
-BK_INTERNAL void bk_tc_flush_self(void);
+/* Flush the calling thread's cache, drain the central lists and give every
+ * free page back to the kernel (malloc_trim); the bytes released. */
+BK_INTERNAL size_t bk_tc_release_memory(void);
 /* Make sure brisk is initialised (core and thread-cache layers). */
 BK_INTERNAL void bk_tc_ensure_init(void);
 /* Add the thread caches' contents to statistics the core filled. */
