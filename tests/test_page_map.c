@@ -70,7 +70,7 @@ static void test_window_placement(void)
 static void test_set_clear(void)
 {
     uintptr_t base = 0x300000000000ull;          /* 48 TiB: far from anything */
-    CHECK(bk_pm_class(base) == 0 && bk_pm_span(base) == NULL, "no leaf yet, yet an entry");
+    CHECK(fast_class(base) == 0 && bk_pm_span(base) == NULL, "no leaf yet, yet an entry");
     REQUIRE(bk_pm_ensure(base, 64 * PG), "ensure failed");
     CHECK(bk_pm_root[base >> BK_PM_LEAF_SHIFT] != NULL, "leaf not published");
     CHECK(bk_pm_window_index(base) >= BK_PM_WINDOW_SLOTS, "an ensure placed the window");
@@ -93,18 +93,16 @@ static void test_set_clear(void)
           "window edges");
     CHECK(window_nonzero() == 0, "fresh window not empty");
     for (uintptr_t a = base; a < base + 64 * PG; a += PG / 2)
-        CHECK_LIMITED(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL,
+        CHECK_LIMITED(fast_class(a) == 0 && bk_pm_span(a) == NULL,
                       "fresh leaf not empty at %#lx", (unsigned long)a);
 
     bk_pm_set(base + 4 * PG, 8, &spans[0], 17);
     for (uintptr_t a = base; a < base + 64 * PG; a += 16) {
         int in = a >= base + 4 * PG && a < base + 12 * PG;
-        CHECK_LIMITED(bk_pm_class(a) == (in ? 17u : 0u), "class at +%#lx: %u",
-                      (unsigned long)(a - base), bk_pm_class(a));
+        CHECK_LIMITED(fast_class(a) == (in ? 17u : 0u), "class at +%#lx: %u",
+                      (unsigned long)(a - base), fast_class(a));
         CHECK_LIMITED(bk_pm_span(a) == (in ? &spans[0] : NULL), "span at +%#lx",
                       (unsigned long)(a - base));
-        CHECK_LIMITED(fast_class(a) == bk_pm_class(a), "window class at +%#lx: %u",
-                      (unsigned long)(a - base), fast_class(a));
     }
     CHECK(window_nonzero() == 8 * PG / BK_PM_SLOT_SIZE, "window holds %zu classed slots, want %lu",
           window_nonzero(), (unsigned long)(8 * PG / BK_PM_SLOT_SIZE));
@@ -112,14 +110,13 @@ static void test_set_clear(void)
           "a page is not %lu slots", (unsigned long)(PG / BK_PM_SLOT_SIZE));
     /* overwrite part of it, then clear part of it */
     bk_pm_set(base + 8 * PG, 2, &spans[1], 96);
-    CHECK(bk_pm_class(base + 7 * PG + PG - 1) == 17, "page 7 lost its class");
-    CHECK(bk_pm_class(base + 8 * PG) == 96 && bk_pm_span(base + 9 * PG + 5) == &spans[1],
+    CHECK(fast_class(base + 7 * PG + PG - 1) == 17, "page 7 lost its class");
+    CHECK(fast_class(base + 8 * PG) == 96 && bk_pm_span(base + 9 * PG + 5) == &spans[1],
           "overwrite not visible");
-    CHECK(bk_pm_class(base + 10 * PG) == 17 && bk_pm_span(base + 10 * PG) == &spans[0],
+    CHECK(fast_class(base + 10 * PG) == 17 && bk_pm_span(base + 10 * PG) == &spans[0],
           "page 10 changed by an overwrite of 8..9");
-    CHECK(fast_class(base + 8 * PG) == 96 && fast_class(base + 9 * PG + PG / 2) == 96 &&
-              fast_class(base + 7 * PG + PG / 2) == 17,
-          "window not overwritten like the tree");
+    CHECK(fast_class(base + 9 * PG + PG / 2) == 96 && fast_class(base + 7 * PG + PG / 2) == 17,
+          "window not overwritten slot by slot");
 
     /* carving a piece: the window slot of that piece only, the tree's page */
     bk_pm_set(base + 40 * PG, 2, &spans[1], 0);
@@ -129,18 +126,18 @@ static void test_set_clear(void)
         CHECK_LIMITED(fast_class(a) == (in ? 5u : 0u), "piece: window class at +%#lx: %u",
                       (unsigned long)(a - base), fast_class(a));
     }
-    CHECK(bk_pm_class(base + 40 * PG) == 5 && bk_pm_class(base + 41 * PG) == 0,
-          "piece: tree classes %u %u", bk_pm_class(base + 40 * PG), bk_pm_class(base + 41 * PG));
+    CHECK(bk_pm_span(base + 40 * PG) == &spans[1] && bk_pm_span(base + 41 * PG) == &spans[1],
+          "carving a piece changed the tree's spans");
     bk_pm_set(base + 40 * PG, 2, NULL, 0);
     bk_pm_set(base + 4 * PG, 8, NULL, 0);
     for (uintptr_t a = base; a < base + 64 * PG; a += PG)
-        CHECK_LIMITED(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL, "not cleared at +%#lx",
+        CHECK_LIMITED(fast_class(a) == 0 && bk_pm_span(a) == NULL, "not cleared at +%#lx",
                       (unsigned long)(a - base));
     CHECK(window_nonzero() == 0, "window not cleared");
 
     /* a large span: only its first page, class 0 */
     bk_pm_set(base + 32 * PG, 1, &spans[2], 0);
-    CHECK(bk_pm_class(base + 32 * PG) == 0 && bk_pm_span(base + 32 * PG + 100) == &spans[2],
+    CHECK(fast_class(base + 32 * PG) == 0 && bk_pm_span(base + 32 * PG + 100) == &spans[2],
           "large-span entry");
     CHECK(bk_pm_span(base + 33 * PG) == NULL, "large span leaked onto its second page");
     bk_pm_set(base + 32 * PG, 1, NULL, 0);
@@ -154,7 +151,7 @@ static void test_set_clear(void)
     CHECK(bk_pm_root[base >> BK_PM_LEAF_SHIFT] == leaf, "leaf replaced by a second ensure");
     CHECK(bk_pm_metadata_bytes() == meta, "second ensure mapped %zu more bytes",
           bk_pm_metadata_bytes() - meta);
-    CHECK(bk_pm_class(base) == 5 && bk_pm_span(base) == &spans[3], "entry lost");
+    CHECK(fast_class(base) == 5 && bk_pm_span(base) == &spans[3], "entry lost");
     bk_pm_set(base, 1, NULL, 0);
 }
 
@@ -178,18 +175,16 @@ static void test_leaf_boundaries(void)
     bk_pm_set(start, 6, &spans[1], 42);
     for (uintptr_t a = start - PG; a < start + 7 * PG; a += PG / 4) {
         int in = a >= start && a < start + 6 * PG;
-        CHECK_LIMITED(bk_pm_class(a) == (in ? 42u : 0u), "class at edge%+ld: %u",
-                      (long)(a - edge), bk_pm_class(a));
         CHECK_LIMITED(bk_pm_span(a) == (in ? &spans[1] : NULL), "span at edge%+ld",
                       (long)(a - edge));
     }
     /* last page of one leaf and first of the next are distinct slots */
-    bk_pm_set(edge - PG, 1, &spans[2], 7);
-    CHECK(bk_pm_class(edge - 1) == 7 && bk_pm_class(edge) == 42, "edge slots aliased: %u %u",
-          bk_pm_class(edge - 1), bk_pm_class(edge));
+    bk_pm_set(edge - PG, 1, &spans[2], 0);
+    CHECK(bk_pm_span(edge - 1) == &spans[2] && bk_pm_span(edge) == &spans[1],
+          "edge slots aliased");
     bk_pm_set(start, 6, NULL, 0);
     for (uintptr_t a = start; a < start + 6 * PG; a += PG)
-        CHECK(bk_pm_class(a) == 0 && bk_pm_span(a) == NULL, "not cleared at edge%+ld",
+        CHECK(bk_pm_span(a) == NULL, "not cleared at edge%+ld",
               (long)(a - edge));
 
     /* a range spanning three leaves */
@@ -197,13 +192,13 @@ static void test_leaf_boundaries(void)
     REQUIRE(bk_pm_ensure(s3, GIB + 2 * PG), "ensure over three leaves");
     for (int i = 0; i < 3; i++)
         CHECK(bk_pm_root[(s3 >> BK_PM_LEAF_SHIFT) + (uintptr_t)i] != NULL, "leaf %d missing", i);
-    CHECK(bk_pm_class(s3 + GIB / 2) == 0, "middle leaf not empty");
+    CHECK(bk_pm_span(s3 + GIB / 2) == NULL, "middle leaf not empty");
 
     /* these ranges lie outside the window (placed by test_set_clear at 48
-     * TiB): the tree has their classes, the fast path sees 0, and nothing
-     * was written into the window for them */
+     * TiB): the tree has their spans, the fast path sees class 0, and
+     * nothing was written into the window for them */
     bk_pm_set(s3, 4, &spans[0], 11);
-    CHECK(bk_pm_class(s3) == 11 && fast_class(s3) == 0 && window_nonzero() == 0,
+    CHECK(bk_pm_span(s3) == &spans[0] && fast_class(s3) == 0 && window_nonzero() == 0,
           "a page outside the window reached it");
     bk_pm_set(s3, 4, NULL, 0);
 }
@@ -216,7 +211,7 @@ static void test_window_edges(void)
     bk_pm_set(wend - 2 * PG, 4, &spans[1], 21);
     CHECK(fast_class(wend - PG) == 21 && fast_class(wend - 2 * PG) == 21,
           "last window pages: %u %u", fast_class(wend - 2 * PG), fast_class(wend - PG));
-    CHECK(fast_class(wend) == 0 && bk_pm_class(wend) == 21, "page past the window");
+    CHECK(fast_class(wend) == 0 && bk_pm_span(wend) == &spans[1], "page past the window");
     CHECK(bk_pm_window[BK_PM_WINDOW_SLOTS - 1] == 21 &&
               window_nonzero() == 2 * PG / BK_PM_SLOT_SIZE,
           "window slots written: %zu", window_nonzero());
@@ -236,15 +231,15 @@ static void test_limits(void)
     /* the last page below 2^47 is fine */
     CHECK(bk_pm_ensure(TOP - PG, PG), "ensure of the last page below 2^47 failed");
     bk_pm_set(TOP - PG, 1, &spans[0], 3);
-    CHECK(bk_pm_class(TOP - 1) == 3 && bk_pm_span(TOP - 1) == &spans[0],
+    CHECK(bk_pm_span(TOP - 1) == &spans[0],
           "entry of the last page");
     /* lookups above the map's range are 0 / NULL, not out-of-bounds reads */
     const uintptr_t above[] = { TOP, TOP + PG, TOP + 5 * GIB, (uintptr_t)1 << 48,
                                 (uintptr_t)1 << 56, UINTPTR_MAX, UINTPTR_MAX - PG + 1,
                                 0xffff800000000000ull };
     for (unsigned i = 0; i < sizeof above / sizeof above[0]; i++) {
-        CHECK(bk_pm_class(above[i]) == 0, "class of %#lx is %u", (unsigned long)above[i],
-              bk_pm_class(above[i]));
+        CHECK(fast_class(above[i]) == 0, "class of %#lx is %u", (unsigned long)above[i],
+              fast_class(above[i]));
         CHECK(bk_pm_span(above[i]) == NULL, "span of %#lx", (unsigned long)above[i]);
     }
     bk_pm_set(TOP - PG, 1, NULL, 0);
@@ -252,15 +247,15 @@ static void test_limits(void)
 
 static void test_null(void)
 {
-    CHECK(bk_pm_class(0) == 0 && bk_pm_span(0) == NULL, "NULL before its leaf exists");
+    CHECK(fast_class(0) == 0 && bk_pm_span(0) == NULL, "NULL before its leaf exists");
     /* with the leaf of GiB 0 present (as after brisk maps low memory) NULL
      * still has class 0 and no span */
     REQUIRE(bk_pm_ensure(PG * 16, PG), "ensure in GiB 0");
     CHECK(bk_pm_root[0] != NULL, "GiB 0 leaf missing");
     bk_pm_set(PG * 16, 1, &spans[0], 9);
-    CHECK(bk_pm_class((uintptr_t)NULL) == 0, "class of NULL is %u", bk_pm_class(0));
+    CHECK(fast_class((uintptr_t)NULL) == 0, "class of NULL is %u", fast_class(0));
     CHECK(bk_pm_span((uintptr_t)NULL) == NULL, "span of NULL");
-    CHECK(bk_pm_class(PG * 16 + 8) == 9, "entry next to NULL");
+    CHECK(bk_pm_span(PG * 16 + 8) == &spans[0], "entry next to NULL");
     bk_pm_set(PG * 16, 1, NULL, 0);
 }
 

@@ -244,7 +244,7 @@ BK_EXPORT void brisk_free_aligned_sized(void *ptr, size_t alignment, size_t size
 BK_EXPORT size_t brisk_release_memory(void)
 {
     bk_tc_ensure_init();
-    return bk_tc_release_memory();
+    return bk_tc_release_memory(false);
 }
 
 BK_EXPORT void brisk_stats(struct brisk_stats *out)

@@ -64,10 +64,10 @@ size_t bk_decay_release_threshold(void)
     return bk_load_relaxed(&release_threshold);
 }
 
-size_t bk_decay_release_all(void)
+size_t bk_decay_release_all(bool keep_region)
 {
     bk_central_drain();
-    return bk_ph_release_all();
+    return bk_ph_release_all(keep_region);
 }
 
 bool bk_decay_fork_release_due(void)

@@ -51,19 +51,26 @@
  * child's RSS as well as the parent's, and the first write by either side
  * to a page of it copies the page.  So, with fork_release (the default;
  * off with decay_ms=never too), the forking thread gives memory back just
- * before the fork, as malloc_trim would: it flushes its cache, drains every
- * stripe, and the page heap releases every free page (the prepare handler,
- * before it takes the locks).  At most once per tick interval
- * (bk_decay_fork_release_due), so a program that forks in a loop while
- * reusing its free memory does not re-fault all of it after every fork:
- * within an interval, what was freed since the last release stays.  The
- * cost is that of malloc_trim, bounded by the cache budget, the parked
- * batches and dirty_max, beside a fork that copies the page tables of the
- * whole heap.  PostgreSQL's postmaster, which forks every server process,
- * had 140 KiB more heap resident than under glibc, mostly objects freed
- * during start-up and still cached; after this change its heap is the size
- * of glibc's, and every child starts from it.  vfork and posix_spawn run
- * no fork handlers, and neither does this.
+ * before the fork, as malloc_trim would: it flushes its own cache, drains
+ * every stripe, the page heap releases every free page, and empty regions
+ * but one are unmapped (the prepare handler, before it takes the locks).
+ * Still inherited: other threads' caches, free objects in spans that also
+ * hold live ones, and whatever was freed since the last release.  At most
+ * once per tick interval (bk_decay_fork_release_due; a child inherits the
+ * interval), so a program that forks in a loop while reusing its free
+ * memory does not re-fault all of it after every fork.  The cost is that
+ * of malloc_trim: in proportion to the calling thread's cache, the parked
+ * batches, the free pages and the regions, beside a fork that copies the
+ * page tables of the whole heap.  PostgreSQL's postmaster, which forks
+ * every server process, had 140 KiB more heap resident than under glibc,
+ * objects freed during start-up and still in its thread cache and the
+ * central lists; after this change its heap is the size of glibc's, and
+ * every child starts from it.  vfork, posix_spawn (and so system and
+ * popen) and _Fork run no fork handlers, and so no release.  A program
+ * that calls fork() from a signal handler that may have interrupted malloc
+ * or free in the same thread (undefined already: fork is not
+ * async-signal-safe in glibc, nor since POSIX.1-2024; _Fork is) could have
+ * its cache flushed mid-update; such a program sets fork_release=0.
  *
  * Lock order: the decay lock comes before every central and page heap
  * lock. */
@@ -96,9 +103,11 @@ BK_INTERNAL void bk_decay_free_object(void *block, size_t size);
 /* The threshold now (statistics, tests); bk_decay_init resets it. */
 BK_INTERNAL size_t bk_decay_release_threshold(void);
 
-/* Drain every central stripe and give every free page back (malloc_trim,
- * and a fork that bk_decay_fork_release_due allows); the bytes released. */
-BK_INTERNAL size_t bk_decay_release_all(void);
+/* Drain every central stripe and give every free page back, unmapping
+ * empty regions but one if keep_region (a fork that
+ * bk_decay_fork_release_due allows) or all of them (malloc_trim); the
+ * bytes released. */
+BK_INTERNAL size_t bk_decay_release_all(bool keep_region);
 /* Before a fork: true if the forking thread should give its cache and the
  * heap's free memory back first (fork_release on, and none did within the
  * last tick interval).  Claims the interval. */

@@ -45,8 +45,9 @@
     X(background_thread, BOOL, 0, 0, 1, NULL,                                           \
       "Run decay from a background thread too, so that idle programs give memory back.") \
     X(fork_release, BOOL, 1, 0, 1, NULL,                                                \
-      "Before a fork, return the forking thread's cache and all free pages to the kernel "\
-      "(at most once per decay tick), so that children do not inherit free memory.")
+      "Before a fork, give the forking thread's cache and all free pages back to the kernel "\
+      "(at most once per decay tick; not with decay_ms=never), so that children inherit "  \
+      "less free memory.")
 
 enum bk_option_type { BK_OPT_BOOL, BK_OPT_UINT, BK_OPT_SIZE, BK_OPT_ENUM, BK_OPT_MSEC };
 

@@ -465,14 +465,14 @@ struct bk_span *bk_ph_alloc_huge(size_t bytes, size_t align)
     return s;
 }
 
-size_t bk_ph_release_all(void)
+size_t bk_ph_release_all(bool keep_region)
 {
     size_t pages = 0;
     bk_lock(&ph.lock);
     uint32_t now = now_ms();
     for (struct bk_region *r = ph.regions; r; r = r->next)
         pages += release_blocks(r, 0, BK_REGION_ORDER, now, 0, false);
-    unmap_empty(now, 0, 0);
+    unmap_empty(now, 0, keep_region);
     bk_unlock(&ph.lock);
     return pages << BK_PAGE_SHIFT;
 }

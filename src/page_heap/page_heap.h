@@ -122,8 +122,9 @@ BK_INTERNAL void bk_ph_shrink_span(struct bk_span *s, size_t new_npages);
 /* One decay step (see above); returns the bytes released. */
 BK_INTERNAL size_t bk_ph_decay(void);
 /* Release every free dirty page to the kernel and unmap empty regions
- * (unless retain); returns bytes released. */
-BK_INTERNAL size_t bk_ph_release_all(void);
+ * (unless retain), all of them or, with keep_region, all but one (as decay
+ * keeps one); returns bytes released. */
+BK_INTERNAL size_t bk_ph_release_all(bool keep_region);
 BK_INTERNAL void bk_ph_get_stats(struct bk_ph_stats *st);
 
 BK_INTERNAL void bk_ph_lock(void);

@@ -55,7 +55,6 @@ void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls)
         uintptr_t a = addr + (i << BK_PAGE_SHIFT);
         struct bk_pm_leaf *leaf = bk_pm_root[a >> BK_PM_LEAF_SHIFT];
         size_t idx = bk_pm_index(a);
-        bk_store_relaxed(&leaf->cls[idx], (uint8_t)cls);
         bk_store_relaxed(&leaf->span[idx], s);
         for (uintptr_t o = 0; o < BK_PAGE_SIZE; o += BK_PM_SLOT_SIZE) {
             uintptr_t w = bk_pm_window_index(a + o);
@@ -67,7 +66,6 @@ void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls)
 
 void bk_pm_set_class(uintptr_t addr, unsigned cls)
 {
-    bk_store_relaxed(&bk_pm_root[addr >> BK_PM_LEAF_SHIFT]->cls[bk_pm_index(addr)], (uint8_t)cls);
     uintptr_t w = bk_pm_window_index(addr);
     if (w < BK_PM_WINDOW_SLOTS)
         bk_store_relaxed(&bk_pm_window[w], (uint8_t)cls);

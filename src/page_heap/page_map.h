@@ -1,22 +1,24 @@
-/* The page map: address -> span descriptor and size class, in O(1).
+/* The page map: address -> span descriptor in O(1), and, for the fast
+ * path of free(), address -> size class.
  *
  * A two-level radix tree over the 47-bit user address space at page
  * granularity: the root (static, in BSS) has one slot per GiB; a leaf covers
- * one GiB (2^17 pages) and holds a size-class byte and a span pointer per
- * page.  Leaves come from the OS layer when the page heap first maps memory
- * in their GiB and are never freed, so readers need no lock: a leaf pointer
- * is published with a release store and read with a relaxed load (the
- * program's own synchronisation orders a free after the malloc that returned
- * the pointer).  Span entries are written under the page heap lock, and so
- * are class bytes when a span is placed or released; while a small span is
- * handed out, its owner (the class's central list) writes the class bytes
- * as it carves the span, a 4 KiB piece at a time, under the class lock.
+ * one GiB (2^17 pages) and holds a span pointer per page.  Leaves come from
+ * the OS layer when the page heap first maps memory in their GiB and are
+ * never freed, so readers need no lock: a leaf pointer is published with a
+ * release store and read with a relaxed load (the program's own
+ * synchronisation orders a free after the malloc that returned the
+ * pointer).  Span entries are written under the page heap lock.  The tree
+ * holds no class: the slow paths take it from the span descriptor and
+ * check the span's carved bound (bk_central_owns).
  *
- * Class 0 means "not a small object here": a large or huge span's first
- * page, a page (tree) or piece (window) of a small span not carved yet, or
- * memory brisk does not own.  In the tree a page has its class once its
- * first piece is carved; the slow paths check the span's carved bound
- * (bk_central_owns), not the tree's class byte.
+ * Class bytes live in the window only (below).  Class 0 means "not a small
+ * object here": a large or huge span's first page, a piece of a small span
+ * not carved yet, or memory brisk does not own.  The page heap writes them
+ * (always 0) when a span is placed or released, under its lock; while a
+ * small span is handed out, its owner (the class's central list) writes
+ * them as it carves the span, a 4 KiB piece at a time, under the class
+ * lock.
  *
  * The window.  The fast path of free() reads only a class byte, and not from
  * the tree (two dependent loads and a null test) but from a flat array,
@@ -51,7 +53,6 @@
 #define BK_PM_LEAF_SHIFT (BK_PAGE_SHIFT + BK_PM_LEAF_BITS)
 
 struct bk_pm_leaf {
-    uint8_t cls[1u << BK_PM_LEAF_BITS];
     struct bk_span *span[1u << BK_PM_LEAF_BITS];
 };
 
@@ -108,13 +109,6 @@ static inline size_t bk_pm_index(uintptr_t addr)
     return (addr >> BK_PAGE_SHIFT) & ((1u << BK_PM_LEAF_BITS) - 1);
 }
 
-/* Size class of the page holding addr; 0 if not a small-object page. */
-BK_FAST_PATH unsigned bk_pm_class(uintptr_t addr)
-{
-    struct bk_pm_leaf *leaf = bk_pm_leaf_of(addr);
-    return leaf ? bk_load_relaxed(&leaf->cls[bk_pm_index(addr)]) : 0;
-}
-
 /* Span holding addr (any page of a small span, the first page of a large or
  * huge one); NULL if none. */
 static inline struct bk_span *bk_pm_span(uintptr_t addr)
@@ -131,17 +125,17 @@ BK_INTERNAL bool bk_pm_ensure(uintptr_t addr, size_t len);
 BK_INTERNAL void bk_pm_window_place(uintptr_t addr);
 /* Where the window starts when placed around addr (see above). */
 BK_INTERNAL uintptr_t bk_pm_window_start_for(uintptr_t addr);
-/* Point npages pages from addr at span s with class cls (s may be NULL and
- * cls 0 to clear), in the tree and in every window slot of those pages.
+/* Point npages pages from addr at span s in the tree, and give every window
+ * slot of those pages class cls (s may be NULL and cls 0 to clear).
  * The page heap always passes 0 (carving gives the class, a piece at a
  * time); a nonzero class would open uncarved slots to the fast path.
  * Leaves must exist.  Caller holds the page heap lock. */
 BK_INTERNAL void bk_pm_set(uintptr_t addr, size_t npages, struct bk_span *s, unsigned cls);
 /* Give the 4 KiB piece at addr of a small span that is handed out (its
- * span entries are set) its class byte in the window, and its page its
- * class byte in the tree.  The span's owner (its central list) calls this
- * as it carves the piece, under the class lock: the page heap does not
- * touch the entries of a span while it is handed out. */
+ * span entries are set) its class byte in the window.  The span's owner
+ * (its central list) calls this as it carves the piece, under the class
+ * lock: the page heap does not touch the entries of a span while it is
+ * handed out. */
 BK_INTERNAL void bk_pm_set_class(uintptr_t addr, unsigned cls);
 /* Bytes of leaves mapped (metadata statistics). */
 BK_INTERNAL size_t bk_pm_metadata_bytes(void);

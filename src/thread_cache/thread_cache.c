@@ -439,12 +439,12 @@ static void thread_exit(void *arg)
     bk_unlock(&registry.lock);
 }
 
-size_t bk_tc_release_memory(void)
+size_t bk_tc_release_memory(bool keep_region)
 {
     struct bk_tcache *tc = bk_tc;
     if (tc != NULL && tc != &bk_tc_dead)
         flush_all(tc);
-    return bk_decay_release_all();
+    return bk_decay_release_all(keep_region);
 }
 
 /* Before taking the locks, the forking thread may give memory back
@@ -453,7 +453,7 @@ size_t bk_tc_release_memory(void)
 static void fork_prepare(void)
 {
     if (bk_decay_fork_release_due())
-        bk_tc_release_memory();
+        bk_tc_release_memory(true);
     bk_lock(&registry.lock);
     bk_core_fork_prepare();
 }

@@ -75,8 +75,9 @@ BK_INTERNAL BK_SLOW_PATH void bk_tc_free_slow(void *ptr);
 /* Small-object allocation for an explicit class (aligned allocations). */
 BK_INTERNAL void *bk_tc_malloc_class(unsigned cls);
 /* Flush the calling thread's cache, drain the central lists and give every
- * free page back to the kernel (malloc_trim); the bytes released. */
-BK_INTERNAL size_t bk_tc_release_memory(void);
+ * free page back to the kernel (malloc_trim; keep_region: see
+ * bk_decay_release_all); the bytes released. */
+BK_INTERNAL size_t bk_tc_release_memory(bool keep_region);
 /* Make sure brisk is initialised (core and thread-cache layers). */
 BK_INTERNAL void bk_tc_ensure_init(void);
 /* Add the thread caches' contents to statistics the core filled. */
