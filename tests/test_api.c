@@ -11,6 +11,8 @@
 #include <sys/mman.h>
 
 #include "api/internal_api.h"
+#include "core/size_class.h"
+#include "page_heap/page_map.h"
 #include "brisk.h"
 #include "check.h"
 
@@ -166,6 +168,30 @@ static int cmp_ptr(const void *a, const void *b)
 {
     uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* malloc_usable_size answers small blocks from the page map's window (the
+ * free() fast path's test) and the rest from their span: both must give
+ * the span's answer, for plain and aligned blocks of every small class. */
+static void test_usable_size_paths(void)
+{
+    for (unsigned i = 0; i < nsizes; i++) {
+        size_t n = sizes[i];
+        if (n > BK_SMALL_MAX)
+            continue;
+        for (size_t align = 16; align <= 4096; align *= 16) {
+            void *p = align == 16 ? brisk_malloc(n) : brisk_aligned_alloc(align, n);
+            REQUIRE(p != NULL);
+            const struct bk_span *s = bk_pm_span((uintptr_t)p);
+            REQUIRE(s != NULL);
+            size_t want = s->kind == BK_SPAN_SMALL ? bk_classes[s->cls].size : 0;
+            size_t got = brisk_malloc_usable_size(p);
+            CHECK_LIMITED(want == 0 || got == want, "usable size of a %zu-byte block (align %zu): "
+                          "%zu, its class holds %zu", n, align, got, want);
+            CHECK_LIMITED(got >= n, "usable size %zu < %zu", got, n);
+            brisk_free(p);
+        }
+    }
 }
 
 static void test_malloc_zero(void)
@@ -879,6 +905,7 @@ int main(void)
 {
     make_sizes();
     test_malloc_alignment();
+    test_usable_size_paths();
     test_malloc_zero();
     test_free_errno();
     test_calloc();

@@ -50,7 +50,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../os/compiler.h"
+#include "../page_heap/page_map.h"
 #include "../page_heap/span.h"
+#include "free_mark.h"
 #include "size_class.h"
 
 struct bk_central_stats {
@@ -66,6 +68,20 @@ struct bk_central_stats {
 static inline bool bk_central_owns(const struct bk_span *s, uintptr_t a)
 {
     return bk_on_object_boundary(s->cls, a) && a < bk_load_relaxed(&s->carved);
+}
+
+/* The class of a live object, told by the page map's window as free()'s
+ * fast path tells it: a's slot holds a class (a carved piece of a small
+ * span), a is on one of its object boundaries, and the block does not
+ * carry its free mark.  0 when the window cannot tell (outside it, a large
+ * block, not an object, or free): the caller then asks the span. */
+BK_FAST_PATH unsigned bk_central_live_class(const void *ptr)
+{
+    uintptr_t a = (uintptr_t)ptr, w = bk_pm_window_index(a);
+    if (w >= BK_PM_WINDOW_SLOTS)
+        return 0;
+    unsigned cls = bk_load_relaxed(&bk_pm_window[w]);
+    return bk_on_object_boundary(cls, a) && !bk_has_free_mark(ptr) ? cls : 0;
 }
 
 BK_INTERNAL void bk_central_init(unsigned nstripes);
