@@ -90,6 +90,22 @@ static bool fits_in_place(struct bk_span *s, size_t size)
            bk_large_resize_in_place(s, size);
 }
 
+/* A small block the window vouches for, as free()'s fast path would
+ * (bk_central_live_class): it stays where it is if the new size has its
+ * class, else moves.  size > 0; a size past PTRDIFF_MAX fails in malloc. */
+static void *realloc_small(void *ptr, unsigned cls, size_t size)
+{
+    if (size <= BK_SMALL_MAX && bk_size_to_class(size) == cls)
+        return ptr;
+    void *q = bk_tc_malloc(size);
+    if (!q)
+        return NULL;            /* errno is ENOMEM; the old block is intact */
+    size_t old = bk_classes[cls].size;
+    memcpy(q, ptr, old < size ? old : size);
+    bk_tc_free(ptr);
+    return q;
+}
+
 BK_EXPORT void *brisk_realloc(void *ptr, size_t size)
 {
     if (!ptr)
@@ -98,6 +114,9 @@ BK_EXPORT void *brisk_realloc(void *ptr, size_t size)
         bk_tc_free(ptr);
         return NULL;
     }
+    unsigned cls = bk_central_live_class(ptr);
+    if (bk_likely(cls != 0))
+        return realloc_small(ptr, cls, size);
     struct bk_span *s = owned_span(ptr, "realloc");
     if (size > PTRDIFF_MAX) {
         errno = ENOMEM;
