@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include "api/internal_api.h"
+#include "core/central_list.h"
 #include "core/size_class.h"
 #include "page_heap/page_map.h"
 #include "brisk.h"
@@ -172,23 +173,34 @@ static int cmp_ptr(const void *a, const void *b)
 
 /* malloc_usable_size answers small blocks from the page map's window (the
  * free() fast path's test) and the rest from their span: both must give
- * the span's answer, for plain and aligned blocks of every small class. */
+ * the span's answer, for plain and aligned blocks of every small class; and
+ * the window must know every small block inside it (else the test above
+ * would pass on the slow path alone).  realloc to a size of the same class
+ * keeps the block. */
 static void test_usable_size_paths(void)
 {
     for (unsigned i = 0; i < nsizes; i++) {
         size_t n = sizes[i];
         if (n > BK_SMALL_MAX)
             continue;
-        for (size_t align = 16; align <= 4096; align *= 16) {
+        for (size_t align = 16; align <= 4096; align *= 4) {
             void *p = align == 16 ? brisk_malloc(n) : brisk_aligned_alloc(align, n);
             REQUIRE(p != NULL);
             const struct bk_span *s = bk_pm_span((uintptr_t)p);
             REQUIRE(s != NULL);
-            size_t want = s->kind == BK_SPAN_SMALL ? bk_classes[s->cls].size : 0;
             size_t got = brisk_malloc_usable_size(p);
-            CHECK_LIMITED(want == 0 || got == want, "usable size of a %zu-byte block (align %zu): "
-                          "%zu, its class holds %zu", n, align, got, want);
             CHECK_LIMITED(got >= n, "usable size %zu < %zu", got, n);
+            if (s->kind == BK_SPAN_SMALL) {
+                size_t want = bk_classes[s->cls].size;
+                CHECK_LIMITED(got == want, "usable size of a %zu-byte block (align %zu): "
+                              "%zu, its class holds %zu", n, align, got, want);
+                CHECK_LIMITED(bk_pm_window_index((uintptr_t)p) >= BK_PM_WINDOW_SLOTS ||
+                                  bk_central_live_class(p) == s->cls,
+                              "the window says class %u for a block of class %u",
+                              bk_central_live_class(p), s->cls);
+                CHECK_LIMITED(brisk_realloc(p, want) == p, "realloc to the class size moved "
+                              "a %zu-byte block (align %zu)", n, align);
+            }
             brisk_free(p);
         }
     }

@@ -270,6 +270,11 @@ static const struct bad_case {
     { "malloc_usable_size(stack pointer)", bad_stack, USABLE },
     { "malloc_usable_size(middle of a small block)", bad_small_middle, USABLE },
     { "malloc_usable_size(large block + 5 pages)", bad_large_later_page, USABLE },
+    { "malloc_usable_size(small block + 1)", bad_small_plus1, USABLE },
+    { "realloc(small block + 1)", bad_small_plus1, REALLOC },
+    { "malloc_usable_size(tail of a small span)", bad_span_tail, USABLE },
+    { "realloc(tail of a small span)", bad_span_tail, REALLOC },
+    { "realloc(slot on a page not carved yet)", bad_uncarved_slot, REALLOC },
 };
 
 static void bad_child(void *arg)
@@ -457,6 +462,31 @@ static void freed_usable(void *arg)
     (void)brisk_malloc_usable_size(p);
 }
 
+/* An object slot of a carved piece that was never handed out carries the
+ * free mark carving gave it: realloc and malloc_usable_size call it freed. */
+static void *never_handed_out_slot(void)
+{
+    uintptr_t p = (uintptr_t)brisk_malloc(64);
+    uintptr_t piece = p & ~(uintptr_t)4095;
+    return (void *)(p == piece + 4096 - 64 ? piece : piece + 4096 - 64);
+}
+
+static void never_handed_out_realloc(void *arg)
+{
+    (void)arg;
+    void *p = never_handed_out_slot();
+    announce(p);
+    (void)brisk_realloc(p, 24);
+}
+
+static void never_handed_out_usable(void *arg)
+{
+    (void)arg;
+    void *p = never_handed_out_slot();
+    announce(p);
+    (void)brisk_malloc_usable_size(p);
+}
+
 /* A "free" of an object slot of a live span that was never handed out, in a
  * carved piece (p's own 4 KiB, carved whole when p was): carving marks every
  * slot free, so this is a double free. */
@@ -487,6 +517,10 @@ static void test_double_free(void)
         { "double free of a slot never handed out", df_never_handed_out, DF },
         { "realloc of a freed block", freed_realloc, "realloc(): pointer to a freed block" },
         { "malloc_usable_size of a freed block", freed_usable,
+          "malloc_usable_size(): pointer to a freed block" },
+        { "realloc of a slot never handed out", never_handed_out_realloc,
+          "realloc(): pointer to a freed block" },
+        { "malloc_usable_size of a slot never handed out", never_handed_out_usable,
           "malloc_usable_size(): pointer to a freed block" },
     };
     static struct outcome o;

@@ -83,7 +83,7 @@ def by_object(path):
 
 def run_one(name, lib, requests, clients, work):
     port = free_port()
-    out = os.path.join(work, name + ".callgrind")
+    out = os.path.join(work, name + ".callgrind.%p")   # %p: a forked child writes its own
     log = open(os.path.join(work, name + ".log"), "w")
     env = dict(os.environ)
     cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes",
@@ -116,12 +116,11 @@ def run_one(name, lib, requests, clients, work):
             server.kill()
             server.wait()
         log.close()
-    totals = by_object(out)
+    totals = by_object(out.replace("%p", str(server.pid)))   # env execs: same pid
     total = sum(totals.values())
-    alloc = sum(v for k, v in totals.items()
-                if lib and os.path.realpath(k) == os.path.realpath(lib))
-    if not lib or alloc == 0:           # no preload: the allocator Redis links (jemalloc)
-        alloc = sum(v for k, v in totals.items() if "libjemalloc" in k)
+    alloc = sum(v for k, v in totals.items() if os.path.realpath(k) == os.path.realpath(lib))
+    if alloc == 0:
+        raise RuntimeError("no instructions in %s: was it preloaded?" % lib)
     return total, alloc
 
 
