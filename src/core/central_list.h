@@ -74,7 +74,10 @@ static inline bool bk_central_owns(const struct bk_span *s, uintptr_t a)
  * fast path tells it: a's slot holds a class (a carved piece of a small
  * span), a is on one of its object boundaries, and the block does not
  * carry its free mark.  0 when the window cannot tell (outside it, a large
- * block, not an object, or free): the caller then asks the span. */
+ * block, not an object, or free): the caller then asks the span.  bk_tc_free
+ * spells the same tests out inline: through this function its fast path
+ * took 3 instructions more (the test of the returned class, and the mark
+ * formed twice). */
 BK_FAST_PATH unsigned bk_central_live_class(const void *ptr)
 {
     uintptr_t a = (uintptr_t)ptr, w = bk_pm_window_index(a);
