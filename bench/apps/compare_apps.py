@@ -420,9 +420,18 @@ def check_mapped(pid, alloc, ctx, what):
         return None     # gone or exiting (a short-lived backend): nothing to prove
     if alloc["lib"]:
         want = os.path.realpath(alloc["lib"])
-        if want not in files:
-            raise Failure(f"{what} (pid {pid}): {want} is not mapped (/proc/{pid}/maps)")
-        return want
+        # A process that is exiting can show part of its mappings: the kernel
+        # writes /proc/PID/maps in pieces, and the exit may tear the address
+        # space down between two of them (the low addresses listed, the
+        # libraries above them not).  Ask again before calling it a failure.
+        for _ in range(5):
+            if want in files:
+                return want
+            time.sleep(0.05)
+            files = mapped_files(pid)
+            if not files or not running(pid):
+                return None
+        raise Failure(f"{what} (pid {pid}): {want} is not mapped (/proc/{pid}/maps)")
     others = {os.path.realpath(p) for p in ctx["allocator_libs"]} - ctx.get("linked", set())
     found = sorted(files & others)
     if found:
