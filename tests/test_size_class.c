@@ -51,6 +51,9 @@ static void test_lookup(void)
                       got, bk_classes[got].size, want, bk_classes[want].size);
         CHECK_LIMITED(bk_classes[got].size >= s, "size %zu -> class of %u bytes", s,
                       bk_classes[got].size);
+        if (s <= BK_LOOKUP_MAX)
+            CHECK_LIMITED(bk_size_to_class_lookup(s) == got, "size %zu: table says class %u, "
+                          "bk_size_to_class %u", s, bk_size_to_class_lookup(s), got);
         if (s > 128) {
             double waste = (double)(bk_classes[got].size - s) / (double)s;
             CHECK_LIMITED(waste < 0.125, "size %zu wastes %.4f in class %u", s, waste,

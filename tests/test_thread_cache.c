@@ -320,6 +320,35 @@ static void test_slow_start(void)
           "one batch (%u)", cap, batch);
 }
 
+/* Small sizes past the lookup table (BK_LOOKUP_MAX < size <= BK_SMALL_MAX)
+ * miss malloc's fast path but are still served from the thread's list: a
+ * block freed into the cache comes back for the next malloc of its class,
+ * with the list's length and room kept in step. */
+static void test_past_lookup(void)
+{
+    const size_t sizes[] = { BK_LOOKUP_MAX + 1, 40000, 65536, 100000, BK_SMALL_MAX };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        unsigned cls = bk_size_to_class(n);
+        CHECK(cls > bk_size_to_class(BK_LOOKUP_MAX) && bk_classes[cls].size >= n,
+              "size %zu -> class %u of %u bytes", n, cls, bk_classes[cls].size);
+        void *a = brisk_malloc(n), *b = brisk_malloc(n);
+        REQUIRE(a && b);
+        memset(a, 1, n);
+        brisk_free(b);
+        CHECK(bk_tc_lists.head[cls] == b, "size %zu: freed block not at the list head", n);
+        uint16_t room = bk_tc_lists.room[cls];
+        void *c = brisk_malloc(n);
+        CHECK(c == b, "size %zu: malloc did not take the cached block (%p, cached %p)", n, c, b);
+        CHECK(bk_tc_lists.room[cls] == room + 1, "size %zu: room %u after the pop, want %u", n,
+              bk_tc_lists.room[cls], room + 1);
+        CHECK(brisk_malloc_usable_size(c) == bk_classes[cls].size, "size %zu: usable %zu", n,
+              brisk_malloc_usable_size(c));
+        brisk_free(a);
+        brisk_free(c);
+    }
+}
+
 /* Slow start takes whole cache lines: a new thread's first refill of the
  * 48-byte class takes a multiple of 4 objects (lcm(48, 64) = 192 bytes),
  * so that two threads starting on a fresh span never share a line. */
@@ -528,6 +557,7 @@ int main(void)
     test_outside_window();
     test_slow_start();
     test_slow_start_lines();
+    test_past_lookup();
     test_thread_exit();
     test_lists_match_room();
     test_after_thread_exit();

@@ -41,7 +41,9 @@
  * The derivation runs at build time: size_class_gen.c prints its result as
  * constant tables, which the library compiles in (read-only data, shared by
  * every process that maps libbrisk.so, instead of 20 KiB of private memory
- * filled at each start-up).  tests/test_size_class.c derives them again and
+ * filled at each start-up).  The lookup table stops at BK_LOOKUP_MAX (32
+ * KiB, 2 KiB of table); bk_size_to_class computes the classes above it
+ * from the spacing above.  tests/test_size_class.c derives them again and
  * checks the compiled-in tables against the derivation. */
 #include "size_class.h"
 

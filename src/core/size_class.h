@@ -1,7 +1,12 @@
 /* Size classes: the table that maps a request size to a small-object class.
  *
  * The derivation lives in size_class.c.  The lookup the fast path uses is one
- * shift and one table load: bk_class_of_size[(size + 15) >> 4].  Class 0 is
+ * shift and one table load: bk_class_of_size[(size + 15) >> 4], for sizes up
+ * to BK_LOOKUP_MAX (32 KiB).  Bigger small sizes (to 256 KiB) are computed
+ * from the class spacing instead (bk_size_to_class), on malloc's slow path:
+ * a table to 256 KiB would be 16 KiB of read-only data, four pages every
+ * process that maps libbrisk.so has resident, for sizes whose allocation
+ * then touches 32 KiB or more anyway.  Class 0 is
  * reserved: it means "not a small object" everywhere (the page map stores it
  * for large spans and unknown memory, and no thread cache ever holds a block
  * in class 0), so fast paths can fold that case into their miss branch. */
@@ -16,7 +21,8 @@
 #define BK_SMALL_MAX        (256u * 1024u)          /* largest small class */
 #define BK_QUANTUM_SHIFT    4                       /* 16-byte alignment */
 #define BK_QUANTUM          (1u << BK_QUANTUM_SHIFT)
-#define BK_LOOKUP_ENTRIES   ((BK_SMALL_MAX >> BK_QUANTUM_SHIFT) + 1)
+#define BK_LOOKUP_MAX       (32u * 1024u)           /* largest size the table serves */
+#define BK_LOOKUP_ENTRIES   ((BK_LOOKUP_MAX >> BK_QUANTUM_SHIFT) + 1)
 #define BK_LINEAR_CLASSES   8                       /* 16, 32, ... 128 */
 #define BK_STEPS_PER_DOUBLING 8                     /* 12.5% worst waste */
 #define BK_DOUBLINGS        11                      /* 128 -> 256 KiB */
@@ -85,10 +91,22 @@ struct bk_size_tables {
 };
 BK_INTERNAL void bk_size_classes_derive(struct bk_size_tables *t);
 
-/* Only valid for 1 <= size <= BK_SMALL_MAX (size 0 is served as 1). */
-BK_FAST_PATH unsigned bk_size_to_class(size_t size)
+/* The table lookup: only valid for size <= BK_LOOKUP_MAX (size 0 is served
+ * as 1). */
+BK_FAST_PATH unsigned bk_size_to_class_lookup(size_t size)
 {
     return bk_class_of_size[(size + BK_QUANTUM - 1) >> BK_QUANTUM_SHIFT];
+}
+
+/* Any size <= BK_SMALL_MAX.  Above the table, a size in (2^k, 2^k+1] falls
+ * in step (size - 2^k - 1) >> (k - 3) of its doubling (size_class.c). */
+BK_FAST_PATH unsigned bk_size_to_class(size_t size)
+{
+    if (size <= BK_LOOKUP_MAX)
+        return bk_size_to_class_lookup(size);
+    unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)size - 1);
+    return 1 + BK_LINEAR_CLASSES + (k - 7) * BK_STEPS_PER_DOUBLING +
+           (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 3));
 }
 
 BK_FAST_PATH bool bk_on_object_boundary(unsigned cls, uintptr_t addr)

@@ -327,10 +327,7 @@ static void *cache_alloc(unsigned cls)
         if (!(p = bk_tc_lists.head[cls]))   /* (re-read: see note_slow_path) */
             return refill(tc, cls);
     }
-    bk_tc_lists.head[cls] = p[0];
-    bk_tc_lists.room[cls]++;
-    p[1] = NULL;
-    return p;
+    return bk_tc_pop(cls, p);
 }
 
 /* ---- slow paths ----------------------------------------------------------- */
@@ -350,8 +347,13 @@ void *bk_tc_malloc_slow(size_t size)
         bk_core_ensure();
         p = size <= PTRDIFF_MAX ? bk_large_alloc(size, 0, false) : NULL;
     } else {
+        /* Sizes past the lookup table (BK_LOOKUP_MAX) come here even when
+         * their list has a block: pop it as the fast path would. */
+        unsigned cls = bk_size_to_class(size);
+        if ((p = bk_tc_lists.head[cls]) != NULL)
+            return bk_tc_pop(cls, p);
         bk_tc_ensure_init();
-        p = cache_alloc(bk_size_to_class(size));
+        p = cache_alloc(cls);
     }
     if (!p)
         errno = ENOMEM;
