@@ -82,7 +82,7 @@ static void check_single_block(const struct bk_buddy *b, const char *when)
 static void test_init(void)
 {
     for (unsigned mo = 0; mo <= BK_BUDDY_MAX_ORDER; mo++) {
-        bk_buddy_init(&B, mo);
+        bk_buddy_init(&B, mo, false);
         CHECK(B.dirty_free == 0, "init(%u): dirty_free %u", mo, B.dirty_free);
         check_single_block(&B, "init");
         for (unsigned k = 0; k <= BK_BUDDY_MAX_ORDER; k++)
@@ -90,10 +90,39 @@ static void test_init(void)
     }
 }
 
+/* A heap inited over zeros without clearing head_order (a fresh region
+ * header) is the same heap as one inited by clearing it, and a heap whose
+ * every page came back (a recycled header: one free block at page 0) inits
+ * cleanly either way the page heap may call it. */
+static void test_init_zeroed(void)
+{
+    static struct bk_buddy Z;
+    bool z;
+    for (unsigned mo = 0; mo <= BK_BUDDY_MAX_ORDER; mo += 3) {
+        memset(&Z, 0, sizeof Z);
+        bk_buddy_init(&Z, mo, true);
+        bk_buddy_init(&B, mo, false);
+        CHECK(memcmp(&Z, &B, sizeof Z) == 0, "init(%u) over zeros differs from a cleared init",
+              mo);
+        check_single_block(&Z, "zeroed init");
+    }
+    /* Used, then everything freed: head_order holds only page 0's entry. */
+    bk_buddy_init(&Z, 12, false);
+    long a = bk_buddy_alloc(&Z, 3, 1, &z), b = bk_buddy_alloc(&Z, 700, 1, &z);
+    REQUIRE(a >= 0 && b >= 0);
+    bk_buddy_free(&Z, (size_t)a, 3, 1);
+    bk_buddy_free(&Z, (size_t)b, 700, 2);
+    for (size_t i = 1; i < BK_BUDDY_SLOTS; i++)
+        CHECK_LIMITED(Z.head_order[i] == 0, "emptied heap: head_order[%zu] = %u", i,
+                      Z.head_order[i]);
+    bk_buddy_init(&Z, 12, false);
+    check_single_block(&Z, "re-init of an emptied heap");
+}
+
 static void test_split_merge(void)
 {
     bool z;
-    bk_buddy_init(&B, 12);
+    bk_buddy_init(&B, 12, false);
     long p = bk_buddy_alloc(&B, 1, 1, &z);
     CHECK(p == 0, "first page from a fresh heap: %ld", p);
     CHECK(z, "fresh page not reported zeroed");
@@ -113,7 +142,7 @@ static void test_split_merge(void)
     check_single_block(&B, "merge after freeing page 0");
 
     /* every page separately, freed in a scrambled order, merges back */
-    bk_buddy_init(&B, 12);
+    bk_buddy_init(&B, 12, false);
     for (size_t i = 0; i < 4096; i++) {
         long q = bk_buddy_alloc(&B, 1, 1, &z);
         CHECK_LIMITED(q == (long)i, "page %zu allocated as %ld", i, q);
@@ -128,7 +157,7 @@ static void test_split_merge(void)
 static void test_tail_return(void)
 {
     bool z;
-    bk_buddy_init(&B, 12);
+    bk_buddy_init(&B, 12, false);
     long p = bk_buddy_alloc(&B, 33, 1, &z);
     CHECK(p == 0, "33 pages at %ld", p);
     CHECK(B.free_pages == 4096 - 33, "free_pages %u after 33-page alloc (tail not returned?)",
@@ -172,7 +201,7 @@ static void test_tail_return(void)
 
     /* odd sizes at every order */
     for (size_t n = 1; n <= 4096; n = n * 3 + 1) {
-        bk_buddy_init(&B, 12);
+        bk_buddy_init(&B, 12, false);
         long r = bk_buddy_alloc(&B, n, 1, &z);
         CHECK(r == 0, "%zu pages at %ld", n, r);
         CHECK(B.free_pages == 4096 - n, "%zu pages: free_pages %u", n, B.free_pages);
@@ -185,7 +214,7 @@ static void test_tail_return(void)
 static void test_alignment(void)
 {
     bool z;
-    bk_buddy_init(&B, 12);
+    bk_buddy_init(&B, 12, false);
     long a = bk_buddy_alloc(&B, 1, 1, &z);
     CHECK(a == 0, "%ld", a);
     for (size_t align = 1; align <= 2048; align *= 2) {
@@ -213,7 +242,7 @@ static void test_exhaustion(void)
 {
     bool z;
     for (unsigned mo = 0; mo <= 12; mo += 4) {
-        bk_buddy_init(&B, mo);
+        bk_buddy_init(&B, mo, false);
         size_t n = pages_of(&B);
         CHECK(bk_buddy_alloc(&B, n + 1, 1, &z) == -1, "order %u: %zu pages accepted", mo, n + 1);
         CHECK(bk_buddy_alloc(&B, 0, 1, &z) == -1, "order %u: 0 pages accepted", mo);
@@ -226,7 +255,7 @@ static void test_exhaustion(void)
         check_single_block(&B, "exhaustion");
     }
     /* fragmented: every other page allocated; no 2-page block anywhere */
-    bk_buddy_init(&B, 6);
+    bk_buddy_init(&B, 6, false);
     for (size_t i = 0; i < 64; i++)
         CHECK(bk_buddy_alloc(&B, 1, 1, &z) == (long)i, "page %zu", i);
     for (size_t i = 0; i < 64; i += 2)
@@ -257,7 +286,7 @@ static void test_random(unsigned max_order, unsigned rounds)
     size_t nlive = 0, used_pages = 0;
     size_t n = (size_t)1 << max_order;
     bool z;
-    bk_buddy_init(&B, max_order);
+    bk_buddy_init(&B, max_order, false);
     memset(used, 0, sizeof used);
     for (unsigned r = 0; r < rounds; r++) {
         bool do_alloc = nlive == 0 || (nlive < MAXLIVE && rnd() % 100 < 55);
@@ -346,7 +375,7 @@ static void test_clean_dirty(void)
 {
     static struct release_log log;
     bool z = false;
-    bk_buddy_init(&B, 12);
+    bk_buddy_init(&B, 12, false);
     long p = bk_buddy_alloc(&B, 10, 1, &z);
     CHECK(p == 0 && z, "fresh 10 pages: at %ld zeroed %d", p, z);
     CHECK(B.dirty_free == 0, "dirty_free %u", B.dirty_free);
@@ -388,7 +417,7 @@ static void test_clean_dirty(void)
     bk_buddy_free(&B, 0, 10, 0);
 
     /* a release leaves small dirty blocks alone and reports what it did */
-    bk_buddy_init(&B, 12);
+    bk_buddy_init(&B, 12, false);
     long a = bk_buddy_alloc(&B, 1, 1, &z);           /* page 0 */
     long b = bk_buddy_alloc(&B, 1, 1, &z);           /* page 1 */
     long c = bk_buddy_alloc(&B, 256, 256, &z);       /* pages 256..511 */
@@ -447,7 +476,7 @@ static void test_decay(void)
 {
     static struct release_log log;
     bool z;
-    bk_buddy_init(&B, 10);
+    bk_buddy_init(&B, 10, false);
     long a = bk_buddy_alloc(&B, 256, 256, &z);       /* pages 0..255 */
     long b = bk_buddy_alloc(&B, 256, 256, &z);       /* 256..511 */
     long c = bk_buddy_alloc(&B, 512, 512, &z);       /* 512..1023: the heap is full */
@@ -523,7 +552,7 @@ static void test_decay(void)
 static void test_claim(void)
 {
     bool z;
-    bk_buddy_init(&B, 10);
+    bk_buddy_init(&B, 10, false);
     long a = bk_buddy_alloc(&B, 5, 1, &z);            /* 0..4, tail 5..7 back */
     CHECK(a == 0, "setup: %ld", a);
     CHECK(bk_buddy_claim(&B, 5, 3), "pages 5..7 free but not claimed");
@@ -569,7 +598,7 @@ static void test_slots(void)
     }
     /* A fresh heap after one small block: its free blocks start at pages
      * 1, 2, 4, ..., and their nodes span under two OS pages. */
-    bk_buddy_init(&B, BK_BUDDY_MAX_ORDER);
+    bk_buddy_init(&B, BK_BUDDY_MAX_ORDER, false);
     bool zeroed;
     CHECK(bk_buddy_alloc(&B, 1, 1, &zeroed) == 0, "first page");
     uintptr_t lo = UINTPTR_MAX, hi = 0;
@@ -596,7 +625,7 @@ static void test_release_chunks(void)
 {
     static struct release_log log;
     bool z;
-    bk_buddy_init(&B, 12);                               /* 16 chunks of 256 pages */
+    bk_buddy_init(&B, 12, false);                               /* 16 chunks of 256 pages */
     long a = bk_buddy_alloc(&B, 4096, 1, &z);
     CHECK(a == 0, "setup: %ld", a);
     bk_buddy_free(&B, 0, 1024, 5000);                    /* chunks 0-3, one free block */
@@ -664,7 +693,7 @@ static void check_released(const char *when)
 static void test_free_released(void)
 {
     bool z;
-    bk_buddy_init(&B, 10);
+    bk_buddy_init(&B, 10, false);
     long a = bk_buddy_alloc(&B, 256, 256, &z), b = bk_buddy_alloc(&B, 256, 256, &z);
     long c = bk_buddy_alloc(&B, 512, 512, &z);
     CHECK(a == 0 && b == 256 && c == 512, "setup: %ld %ld %ld", a, b, c);
@@ -700,6 +729,7 @@ static void test_free_released(void)
 int main(void)
 {
     test_init();
+    test_init_zeroed();
     test_slots();
     test_split_merge();
     test_tail_return();

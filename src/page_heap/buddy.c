@@ -60,14 +60,15 @@ static void set_bits(uint64_t *map, size_t first, size_t n, bool on)
     }
 }
 
-void bk_buddy_init(struct bk_buddy *b, unsigned max_order)
+void bk_buddy_init(struct bk_buddy *b, unsigned max_order, bool zeroed)
 {
     /* node[] is only ever read at the heads of free blocks, which
      * list_push and free_block write first: left alone, it stays untouched
      * in a fresh region header (64 of its 76 KiB) but for the slots of the
      * blocks in use (see bk_buddy_slot). */
     b->free_pages = b->dirty_free = b->order_mask = 0;
-    memset(b->head_order, 0, sizeof b->head_order);
+    if (!zeroed)
+        memset(b->head_order, 0, sizeof b->head_order);
     memset(b->clean, 0, sizeof b->clean);
     memset(b->zero, 0, sizeof b->zero);
     b->max_order = max_order;

@@ -105,8 +105,12 @@ struct bk_buddy_release {
     void *ctx;
 };
 
-/* All 2^max_order pages free, clean and zero. */
-BK_INTERNAL void bk_buddy_init(struct bk_buddy *b, unsigned max_order);
+/* All 2^max_order pages free, clean and zero.  `zeroed`: *b is known to
+ * read as zeros (fresh metadata): head_order[] is then left untouched
+ * rather than cleared, which keeps 8 KiB of a new region's header off the
+ * process's resident memory (only the slots of free block heads are ever
+ * written). */
+BK_INTERNAL void bk_buddy_init(struct bk_buddy *b, unsigned max_order, bool zeroed);
 /* Allocate npages pages aligned to align_pages (a power of two, relative to
  * the region start).  Returns the first page index, or -1.  *zeroed says
  * whether every allocated page was clean. */

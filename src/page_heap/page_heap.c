@@ -58,17 +58,26 @@ static void mark_used(struct bk_region *r, size_t first, size_t n, uint32_t now)
         r->chunk_used[c] = now;
 }
 
+/* Descriptors come from the metadata arena a page at a time, page-aligned
+ * (56 to a 4 KiB page): taken one by one they would start wherever the
+ * last metadata object ended, and the first few would straddle two pages. */
+#define BK_DESCRIPTOR_SLAB 4096
+
 static struct bk_span *new_descriptor(void)
 {
-    struct bk_span *s = ph.free_descriptors;
-    if (s) {
-        ph.free_descriptors = s->next;
-    } else {
-        s = bk_meta_alloc(sizeof *s, 8);
-        if (!s)
+    if (!ph.free_descriptors) {
+        struct bk_span *slab = bk_meta_alloc(BK_DESCRIPTOR_SLAB, BK_DESCRIPTOR_SLAB);
+        if (!slab)
             return NULL;
-        ph.descriptors++;
+        size_t n = BK_DESCRIPTOR_SLAB / sizeof *slab;
+        for (size_t i = n; i-- > 0;) {
+            slab[i].next = ph.free_descriptors;
+            ph.free_descriptors = &slab[i];
+        }
+        ph.descriptors += n;
     }
+    struct bk_span *s = ph.free_descriptors;
+    ph.free_descriptors = s->next;
     *s = (struct bk_span){ 0 };
     return s;
 }
@@ -85,6 +94,7 @@ static struct bk_region *new_region(void)
     /* Headers of unmapped regions (and one whose region could not be
      * mapped) wait for the next region. */
     struct bk_region *r = ph.free_headers;
+    bool fresh = r == NULL;     /* fresh metadata reads as zeros */
     if (r)
         ph.free_headers = r->next;
     else if (!(r = bk_meta_alloc(sizeof *r, BK_CACHELINE)))
@@ -104,7 +114,7 @@ static struct bk_region *new_region(void)
         bk_os_advise_hugepages(base, BK_REGION_SIZE, ph.cfg.thp != BK_PH_THP_NEVER);
     r->base = (uintptr_t)base;
     r->next = NULL;
-    bk_buddy_init(&r->buddy, BK_REGION_ORDER);
+    bk_buddy_init(&r->buddy, BK_REGION_ORDER, fresh);
     bk_buddy_node(&r->buddy, 0)->freed_at = now_ms();
     mark_used(r, 0, BK_REGION_PAGES, now_ms());
     if (ph.last_region)
