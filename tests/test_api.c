@@ -13,6 +13,7 @@
 #include "api/internal_api.h"
 #include "core/central_list.h"
 #include "core/size_class.h"
+#include "page_heap/meta.h"
 #include "page_heap/page_map.h"
 #include "brisk.h"
 #include "check.h"
@@ -727,6 +728,12 @@ static void test_stats(void)
     CHECK(st.mapped >= st.active, "mapped %zu < active %zu", st.mapped, st.active);
     CHECK(st.large_allocated >= 20 * (300000 + 5 * MIB + 20 * MIB),
           "large_allocated %zu", st.large_allocated);
+    /* metadata is what brisk mapped for its bookkeeping, each byte once:
+     * the metadata arena's chunks (region headers, span descriptors, thread
+     * caches, stripes) and the page map's leaves. */
+    CHECK(st.metadata == bk_meta_bytes() + bk_pm_metadata_bytes(),
+          "metadata %zu, want arena %zu + page map leaves %zu", st.metadata, bk_meta_bytes(),
+          bk_pm_metadata_bytes());
     for (unsigned i = 0; i < 9; i++)
         for (unsigned j = 0; j < 20; j++)
             brisk_free(b[i][j]);

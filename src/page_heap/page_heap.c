@@ -19,7 +19,6 @@ static struct {
     size_t active_pages;
     size_t huge_bytes;
     size_t nregions;
-    size_t descriptors;
     size_t regions_unmapped;
     size_t released_pages;
     size_t shed_above;                    /* dirty pages that trigger shed() */
@@ -74,7 +73,6 @@ static struct bk_span *new_descriptor(void)
             slab[i].next = ph.free_descriptors;
             ph.free_descriptors = &slab[i];
         }
-        ph.descriptors += n;
     }
     struct bk_span *s = ph.free_descriptors;
     ph.free_descriptors = s->next;
@@ -503,8 +501,7 @@ void bk_ph_get_stats(struct bk_ph_stats *st)
     st->active = (ph.active_pages << BK_PAGE_SHIFT) + ph.huge_bytes;
     st->dirty_free = dirty << BK_PAGE_SHIFT;
     st->clean_free = (free_pages - dirty) << BK_PAGE_SHIFT;
-    st->metadata = ph.nregions * sizeof(struct bk_region) +
-                   ph.descriptors * sizeof(struct bk_span) + bk_pm_metadata_bytes();
+    st->metadata = bk_pm_metadata_bytes();
     bk_unlock(&ph.lock);
 }
 

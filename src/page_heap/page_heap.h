@@ -75,7 +75,9 @@ struct bk_ph_stats {
     size_t regions;
     size_t regions_unmapped;  /* empty regions given back so far */
     size_t released_total;    /* bytes given back with madvise so far */
-    size_t metadata;      /* region headers, span descriptors, page map */
+    size_t metadata;      /* page map leaves mapped (region headers and span
+                             descriptors are in the metadata arena, which
+                             bk_meta_bytes counts) */
 };
 
 #define BK_DECAY_NEVER UINT32_MAX
