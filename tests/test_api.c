@@ -14,6 +14,7 @@
 #include "core/central_list.h"
 #include "core/size_class.h"
 #include "page_heap/meta.h"
+#include "page_heap/page_heap.h"
 #include "page_heap/page_map.h"
 #include "brisk.h"
 #include "check.h"
@@ -751,8 +752,44 @@ static void test_stats(void)
     CHECK(fread(text, 1, (size_t)len, f) == (size_t)len, "read back the statistics");
     CHECK(strstr(text, "brisk statistics") != NULL, "text statistics missing");
     CHECK(strstr(text, "{\"allocated\":") != NULL, "JSON statistics missing");
+    /* the regions, in both forms: one line / one object per region */
+    CHECK(strstr(text, "hugepages: free (dirty) / partly used / all") != NULL,
+          "text statistics list no regions");
+    const char *list = strstr(text, "\"region_list\":[");
+    CHECK(list != NULL, "JSON statistics list no regions");
+    size_t objects = 0;
+    for (const char *q = list; q && (q = strstr(q, "{\"base\":")) != NULL; q++)
+        objects++;
+    brisk_stats(&st);
+    CHECK(objects == (st.regions < 32 ? st.regions : 32), "%zu regions listed, stats say %zu",
+          objects, st.regions);
     free(text);
     fclose(f);
+
+    /* what the region lines say agrees with the page heap's totals */
+    static struct bk_ph_region_info info[64];
+    size_t nr = bk_ph_region_info(info, 64);
+    struct bk_ph_stats ph;
+    bk_ph_get_stats(&ph);
+    size_t free_sum = 0, dirty_sum = 0;
+    for (size_t i = 0; i < nr && i < 64; i++) {
+        const struct bk_ph_region_info *r = &info[i];
+        free_sum += r->free_bytes;
+        dirty_sum += r->dirty_bytes;
+        CHECK(r->hugepages_free + r->hugepages_partial <= r->hugepages &&
+                  r->hugepages_free_dirty <= r->hugepages_free,
+              "region %zu: hugepages %u free (%u dirty), %u partial of %u", i, r->hugepages_free,
+              r->hugepages_free_dirty, r->hugepages_partial, r->hugepages);
+        CHECK(r->largest_free <= r->free_bytes && r->dirty_bytes <= r->free_bytes &&
+                  r->free_bytes >= (size_t)r->hugepages_free << 21 &&
+                  (r->free_bytes == 0) == (r->free_blocks == 0),
+              "region %zu: free %zu, largest %zu, dirty %zu, %u blocks, %u free hugepages", i,
+              r->free_bytes, r->largest_free, r->dirty_bytes, r->free_blocks, r->hugepages_free);
+    }
+    CHECK(nr == ph.regions, "%zu regions listed, page heap has %zu", nr, ph.regions);
+    CHECK(nr > 64 || (free_sum == ph.dirty_free + ph.clean_free && dirty_sum == ph.dirty_free),
+          "regions: free %zu, dirty %zu; page heap: free %zu, dirty %zu", free_sum, dirty_sum,
+          ph.dirty_free + ph.clean_free, ph.dirty_free);
 }
 
 static void test_release(void)

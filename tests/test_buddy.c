@@ -287,15 +287,94 @@ static uint64_t rnd(void)
 
 #define MAXLIVE 512
 
+/* bk_buddy_census against a shadow: used[] (allocated pages) and
+ * touched[] (pages ever allocated: dirty once free, as nothing here
+ * releases them). */
+static void check_census(const struct bk_buddy *b, const uint8_t *used, const uint8_t *touched,
+                         const char *when)
+{
+    unsigned chunk_order = b->max_order >= 3 ? b->max_order - 3 : 0;
+    size_t n = (size_t)1 << b->max_order, cp = (size_t)1 << chunk_order;
+    struct bk_buddy_census c;
+    bk_buddy_census(b, chunk_order, &c);
+    uint32_t blocks = 0, free_chunks = 0, dirty_chunks = 0, partial = 0;
+    int largest = -1;
+    for (size_t q = 0; q < n; q++) {
+        int o = bk_buddy_free_order_at(b, q);
+        if (o >= 0) {
+            blocks++;
+            largest = o > largest ? o : largest;
+        }
+    }
+    for (size_t ch = 0; ch < n / cp; ch++) {
+        size_t nused = 0, ntouched = 0;
+        for (size_t q = ch * cp; q < (ch + 1) * cp; q++) {
+            nused += used[q];
+            ntouched += touched[q];
+        }
+        if (nused == 0) {
+            free_chunks++;
+            dirty_chunks += ntouched != 0;
+        } else if (nused < cp) {
+            partial++;
+        }
+    }
+    CHECK_LIMITED(c.free_blocks == blocks && c.largest_order == largest,
+                  "%s: census %u blocks, largest order %d; want %u, %d", when, c.free_blocks,
+                  c.largest_order, blocks, largest);
+    CHECK_LIMITED(c.chunks_free == free_chunks && c.chunks_free_dirty == dirty_chunks &&
+                      c.chunks_partial == partial,
+                  "%s: census chunks free %u (dirty %u), partial %u; want %u (%u), %u", when,
+                  c.chunks_free, c.chunks_free_dirty, c.chunks_partial, free_chunks, dirty_chunks,
+                  partial);
+}
+
+static void test_census(void)
+{
+    static uint8_t used[BK_BUDDY_PAGES], touched[BK_BUDDY_PAGES];
+    bool z;
+    memset(used, 0, sizeof used);
+    memset(touched, 0, sizeof touched);
+    bk_buddy_init(&B, 12, false);
+    check_census(&B, used, touched, "fresh");
+    struct bk_buddy_census c;
+    bk_buddy_census(&B, 8, &c);
+    CHECK(c.free_blocks == 1 && c.largest_order == 12 && c.chunks_free == 16 &&
+              c.chunks_free_dirty == 0 && c.chunks_partial == 0,
+          "fresh heap: %u blocks, order %d, %u free chunks", c.free_blocks, c.largest_order,
+          c.chunks_free);
+    /* one page in use: chunk 0 partly used, the other 15 chunks free in
+     * blocks of 2048, 1024, 512 and 256 pages */
+    long p = bk_buddy_alloc(&B, 1, 1, &z);
+    REQUIRE(p == 0);
+    bk_buddy_census(&B, 8, &c);
+    CHECK(c.free_blocks == 12 && c.largest_order == 11 && c.chunks_free == 15 &&
+              c.chunks_partial == 1 && c.chunks_free_dirty == 0,
+          "one page used: %u blocks, order %d, %u free chunks, %u partial", c.free_blocks,
+          c.largest_order, c.chunks_free, c.chunks_partial);
+    /* a whole chunk used and freed: free again, now dirty */
+    long q = bk_buddy_alloc(&B, 256, 256, &z);
+    REQUIRE(q >= 0);
+    bk_buddy_free(&B, (size_t)q, 256, 1);
+    bk_buddy_census(&B, 8, &c);
+    CHECK(c.chunks_free == 15 && c.chunks_free_dirty == 1 && c.chunks_partial == 1,
+          "chunk freed: %u free chunks, %u dirty, %u partial", c.chunks_free,
+          c.chunks_free_dirty, c.chunks_partial);
+    /* out-of-range chunk orders describe nothing */
+    bk_buddy_census(&B, 13, &c);
+    CHECK(c.free_blocks == 0 && c.largest_order == -1, "chunk order past the heap counted");
+}
+
 static void test_random(unsigned max_order, unsigned rounds)
 {
-    static uint8_t used[BK_BUDDY_PAGES];
+    static uint8_t used[BK_BUDDY_PAGES], touched[BK_BUDDY_PAGES];
     static struct { long first; size_t n; } live[MAXLIVE];
     size_t nlive = 0, used_pages = 0;
     size_t n = (size_t)1 << max_order;
     bool z;
     bk_buddy_init(&B, max_order, false);
     memset(used, 0, sizeof used);
+    memset(touched, 0, sizeof touched);
     for (unsigned r = 0; r < rounds; r++) {
         bool do_alloc = nlive == 0 || (nlive < MAXLIVE && rnd() % 100 < 55);
         if (do_alloc) {
@@ -317,7 +396,7 @@ static void test_random(unsigned max_order, unsigned rounds)
             CHECK_LIMITED((size_t)p + want <= n, "alloc %zu at %ld past the end", want, p);
             for (size_t q = (size_t)p; q < (size_t)p + want && q < n; q++) {
                 CHECK_LIMITED(!used[q], "page %zu handed out twice", q);
-                used[q] = 1;
+                used[q] = touched[q] = 1;
             }
             used_pages += want;
             live[nlive].first = p;
@@ -340,8 +419,10 @@ static void test_random(unsigned max_order, unsigned rounds)
         }
         CHECK_LIMITED(B.free_pages == n - used_pages, "round %u: free_pages %u, shadow says %zu",
                       r, B.free_pages, n - used_pages);
-        if (r % 64 == 0)
+        if (r % 64 == 0) {
             check_invariants(&B, used, "random");
+            check_census(&B, used, touched, "random");
+        }
     }
     check_invariants(&B, used, "random end");
     while (nlive) {
@@ -738,6 +819,7 @@ int main(void)
 {
     test_init();
     test_init_zeroed();
+    test_census();
     test_slots();
     test_split_merge();
     test_tail_return();

@@ -83,6 +83,52 @@ static void write_text(FILE *out, const struct brisk_stats *st)
     }
 }
 
+/* The page heap's regions, printed after the classes (at most
+ * BK_STATS_REGIONS of them: 2 GiB of regions; the count covers them all). */
+#define BK_STATS_REGIONS 32
+
+struct region_list {
+    size_t n, shown;
+    struct bk_ph_region_info r[BK_STATS_REGIONS];
+};
+
+static void get_regions(struct region_list *l)
+{
+    l->n = bk_ph_region_info(l->r, BK_STATS_REGIONS);
+    l->shown = l->n < BK_STATS_REGIONS ? l->n : BK_STATS_REGIONS;
+}
+
+static void write_regions_text(FILE *out, const struct region_list *l)
+{
+    fprintf(out, "  %18s %5s %10s %10s %6s %11s  %s\n", "region", "kind", "free KiB",
+            "dirty KiB", "blocks", "largest KiB", "hugepages: free (dirty) / partly used / all");
+    for (size_t i = 0; i < l->shown; i++) {
+        const struct bk_ph_region_info *r = &l->r[i];
+        fprintf(out, "  %#18zx %5s %10zu %10zu %6u %11zu  %u (%u) / %u / %u\n", (size_t)r->base,
+                r->large ? "large" : "small", r->free_bytes >> 10, r->dirty_bytes >> 10,
+                r->free_blocks, r->largest_free >> 10, r->hugepages_free,
+                r->hugepages_free_dirty, r->hugepages_partial, r->hugepages);
+    }
+    if (l->n > l->shown)
+        fprintf(out, "  ... and %zu more regions\n", l->n - l->shown);
+}
+
+static void write_regions_json(FILE *out, const struct region_list *l)
+{
+    fprintf(out, ",\"region_list\":[");
+    for (size_t i = 0; i < l->shown; i++) {
+        const struct bk_ph_region_info *r = &l->r[i];
+        fprintf(out,
+                "%s{\"base\":%zu,\"kind\":\"%s\",\"free\":%zu,\"dirty\":%zu,"
+                "\"free_blocks\":%u,\"largest_free\":%zu,\"hugepages\":%u,"
+                "\"hugepages_free\":%u,\"hugepages_free_dirty\":%u,\"hugepages_partial\":%u}",
+                i ? "," : "", (size_t)r->base, r->large ? "large" : "small", r->free_bytes,
+                r->dirty_bytes, r->free_blocks, r->largest_free, r->hugepages, r->hugepages_free,
+                r->hugepages_free_dirty, r->hugepages_partial);
+    }
+    fprintf(out, "]");
+}
+
 static void write_json(FILE *out, const struct brisk_stats *st)
 {
     fprintf(out,
@@ -99,14 +145,20 @@ static void write_json(FILE *out, const struct brisk_stats *st)
                 i ? "," : "", c->size, c->live_objects, c->cached_objects, c->central_objects,
                 c->spans);
     }
-    fprintf(out, "]}\n");
+    fprintf(out, "]");
 }
 
 void bk_stats_write(FILE *out, int json, const struct brisk_stats *st)
 {
-    if (json)
+    struct region_list regions;   /* ~2.5 KiB */
+    get_regions(&regions);
+    if (json) {
         write_json(out, st);
-    else
+        write_regions_json(out, &regions);
+        fprintf(out, "}\n");
+    } else {
         write_text(out, st);
+        write_regions_text(out, &regions);
+    }
     fflush(out);
 }

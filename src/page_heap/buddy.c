@@ -259,6 +259,38 @@ size_t bk_buddy_dirty_in_blocks(const struct bk_buddy *b, unsigned min_order)
     return dirty;
 }
 
+/* A chunk is entirely free only as (part of) one free block of at least
+ * its order: buddies merge, so its pages never sit free in smaller blocks
+ * that add up to the whole chunk.  Smaller blocks mark their chunk partly
+ * used. */
+void bk_buddy_census(const struct bk_buddy *b, unsigned chunk_order, struct bk_buddy_census *c)
+{
+    enum { MAX_CHUNKS = 1024 };
+    uint8_t partial[MAX_CHUNKS / 8] = { 0 };
+    size_t chunk_pages = (size_t)1 << chunk_order;
+    *c = (struct bk_buddy_census){ .largest_order = -1 };
+    if (chunk_order > b->max_order || (b->max_order - chunk_order) > 10)
+        return;
+    for (unsigned k = 0; k <= b->max_order; k++) {
+        size_t n = (size_t)1 << k;
+        for (uint16_t p = b->head[k]; p != BK_BUDDY_NIL; p = b->node[bk_buddy_slot(p)].next) {
+            c->free_blocks++;
+            c->largest_order = (int)k;
+            if (k < chunk_order) {
+                size_t chunk = p >> chunk_order;
+                partial[chunk / 8] |= (uint8_t)(1u << (chunk % 8));
+                continue;
+            }
+            for (size_t q = p; q < p + n; q += chunk_pages) {
+                c->chunks_free++;
+                c->chunks_free_dirty += count_bits(b->clean, q, chunk_pages) != chunk_pages;
+            }
+        }
+    }
+    for (size_t i = 0; i < sizeof partial; i++)
+        c->chunks_partial += (uint32_t)__builtin_popcount(partial[i]);
+}
+
 int bk_buddy_free_order_at(const struct bk_buddy *b, size_t p)
 {
     return (int)b->head_order[bk_buddy_slot(p)] - 1;

@@ -148,6 +148,18 @@ static inline bool bk_buddy_old_enough(uint32_t t, uint32_t now, uint32_t min_ag
 {
     return (int32_t)(now - t) >= (int32_t)min_age;
 }
+/* The shape of a heap's free space, chunk by chunk (2^chunk_order pages:
+ * the page heap passes hugepages), for statistics. */
+struct bk_buddy_census {
+    uint32_t free_blocks;        /* blocks on the free lists */
+    int largest_order;           /* of the largest free block; -1 when none */
+    uint32_t chunks_free;        /* chunks entirely free */
+    uint32_t chunks_free_dirty;  /* of those, chunks holding dirty pages */
+    uint32_t chunks_partial;     /* chunks with both free and allocated pages */
+};
+/* chunk_order <= max_order, and at most 2^10 chunks. */
+BK_INTERNAL void bk_buddy_census(const struct bk_buddy *b, unsigned chunk_order,
+                                 struct bk_buddy_census *c);
 /* The order of the free block starting at page p, or -1 (for tests). */
 BK_INTERNAL int bk_buddy_free_order_at(const struct bk_buddy *b, size_t p);
 

@@ -505,6 +505,32 @@ void bk_ph_get_stats(struct bk_ph_stats *st)
     bk_unlock(&ph.lock);
 }
 
+size_t bk_ph_region_info(struct bk_ph_region_info *out, size_t max)
+{
+    size_t n = 0;
+    bk_lock(&ph.lock);
+    for (struct bk_region *r = ph.regions; r; r = r->next, n++) {
+        if (n >= max)
+            continue;
+        struct bk_buddy_census c;
+        bk_buddy_census(&r->buddy, BK_HUGEPAGE_ORDER, &c);
+        out[n] = (struct bk_ph_region_info){
+            .base = r->base,
+            .large = r->large,
+            .free_bytes = (size_t)r->buddy.free_pages << BK_PAGE_SHIFT,
+            .dirty_bytes = (size_t)r->buddy.dirty_free << BK_PAGE_SHIFT,
+            .largest_free = c.largest_order < 0 ? 0 : BK_PAGE_SIZE << c.largest_order,
+            .free_blocks = c.free_blocks,
+            .hugepages = BK_REGION_CHUNKS,
+            .hugepages_free = c.chunks_free,
+            .hugepages_free_dirty = c.chunks_free_dirty,
+            .hugepages_partial = c.chunks_partial,
+        };
+    }
+    bk_unlock(&ph.lock);
+    return n;
+}
+
 void bk_ph_lock(void) { bk_lock(&ph.lock); }
 void bk_ph_unlock(void) { bk_unlock(&ph.lock); }
 

@@ -129,6 +129,24 @@ BK_INTERNAL size_t bk_ph_decay(void);
 BK_INTERNAL size_t bk_ph_release_all(bool keep_region);
 BK_INTERNAL void bk_ph_get_stats(struct bk_ph_stats *st);
 
+/* One region, as statistics print it: where its free space is, and how
+ * much of it is whole hugepages (what decay can give back whole) rather
+ * than pieces of hugepages partly in use. */
+struct bk_ph_region_info {
+    uintptr_t base;
+    bool large;                   /* holds large blocks (else small spans) */
+    size_t free_bytes, dirty_bytes;
+    size_t largest_free;          /* bytes in its largest free block */
+    uint32_t free_blocks;
+    uint32_t hugepages;           /* in the region */
+    uint32_t hugepages_free;      /* entirely free */
+    uint32_t hugepages_free_dirty;/* of those, holding dirty pages */
+    uint32_t hugepages_partial;   /* partly in use */
+};
+/* Fills out[] with up to max regions, oldest first; returns how many
+ * regions there are. */
+BK_INTERNAL size_t bk_ph_region_info(struct bk_ph_region_info *out, size_t max);
+
 BK_INTERNAL void bk_ph_lock(void);
 BK_INTERNAL void bk_ph_unlock(void);
 
