@@ -12,6 +12,7 @@
 
 #include "api/internal_api.h"
 #include "core/central_list.h"
+#include "core/options.h"
 #include "core/size_class.h"
 #include "page_heap/meta.h"
 #include "page_heap/page_heap.h"
@@ -792,6 +793,68 @@ static void test_stats(void)
           ph.dirty_free + ph.clean_free, ph.dirty_free);
 }
 
+/* Exact figures: after brisk_release_memory() no free page is dirty; a
+ * 4 MiB block (two hugepages, past the release threshold) written and
+ * freed leaves exactly two entirely free, dirty hugepages, and the printed
+ * JSON says so too. */
+static size_t json_sum(const char *text, const char *key)
+{
+    size_t sum = 0, klen = strlen(key);
+    for (const char *q = text; (q = strstr(q, key)) != NULL; q += klen)
+        sum += strtoull(q + klen, NULL, 10);
+    return sum;
+}
+
+static void test_region_stats_exact(void)
+{
+    static struct bk_ph_region_info info[64];
+    if (bk_opt(BK_OPT_decay_ms) < 1000 || bk_opt(BK_OPT_dirty_max) < 8 * MIB) {
+        fprintf(stderr, "test_api: region statistics not checked exactly: decay_ms or dirty_max "
+                        "below the defaults (BRISK_CONF=%s)\n", getenv("BRISK_CONF"));
+        return;
+    }
+    brisk_release_memory();
+    void *p = brisk_malloc(4 * MIB);
+    REQUIRE(p != NULL);
+    memset(p, 0x5c, 4 * MIB);
+    size_t nr = bk_ph_region_info(info, 64), dirty0 = 0, partial0 = 0;
+    for (size_t i = 0; i < nr && i < 64; i++) {
+        dirty0 += info[i].hugepages_free_dirty;
+        partial0 += info[i].hugepages_partial;
+    }
+    CHECK(dirty0 == 0, "after brisk_release_memory, %zu free hugepages are dirty", dirty0);
+    brisk_free(p);
+    nr = bk_ph_region_info(info, 64);
+    size_t dirty1 = 0, partial1 = 0, dirty_bytes = 0;
+    for (size_t i = 0; i < nr && i < 64; i++) {
+        dirty1 += info[i].hugepages_free_dirty;
+        partial1 += info[i].hugepages_partial;
+        dirty_bytes += info[i].dirty_bytes;
+    }
+    CHECK(dirty1 == 2 && dirty_bytes == 4 * MIB, "a freed 4 MiB block: %zu dirty free "
+          "hugepages, %zu dirty bytes (want 2, 4 MiB)", dirty1, dirty_bytes);
+    CHECK(partial1 == partial0, "partly used hugepages %zu -> %zu around a whole-hugepage block",
+          partial0, partial1);
+
+    FILE *f = tmpfile();
+    REQUIRE(f != NULL);
+    brisk_stats_print(f, 1);
+    long len = ftell(f);
+    rewind(f);
+    char *text = calloc(1, (size_t)len + 1);
+    REQUIRE(text != NULL);
+    CHECK(fread(text, 1, (size_t)len, f) == (size_t)len, "read back the statistics");
+    const char *list = strstr(text, "\"region_list\":[");
+    REQUIRE(list != NULL);
+    CHECK(json_sum(list, "\"hugepages_free_dirty\":") == 2 &&
+              json_sum(list, "\"dirty\":") == 4 * MIB,
+          "JSON: %zu dirty free hugepages, %zu dirty bytes", json_sum(list,
+          "\"hugepages_free_dirty\":"), json_sum(list, "\"dirty\":"));
+    free(text);
+    fclose(f);
+    brisk_release_memory();
+}
+
 static void test_release(void)
 {
     brisk_release_memory();                 /* start from nothing dirty */
@@ -971,6 +1034,7 @@ int main(void)
     test_valloc();
     test_realloc();
     test_stats();
+    test_region_stats_exact();
     test_release();
     test_introspection();
     test_calloc_after_mlock();
