@@ -150,7 +150,7 @@ static void write_json(FILE *out, const struct brisk_stats *st)
 
 void bk_stats_write(FILE *out, int json, const struct brisk_stats *st)
 {
-    struct region_list regions;   /* ~2.5 KiB */
+    struct region_list regions;   /* ~2 KiB */
     get_regions(&regions);
     if (json) {
         write_json(out, st);
