@@ -18,7 +18,7 @@ static void check_invariants(const struct bk_buddy *b, const uint8_t *used, cons
     size_t n = pages_of(b);
     static uint8_t cover[BK_BUDDY_PAGES];
     memset(cover, 0, sizeof cover);
-    size_t free_pages = 0, heads = 0;
+    size_t free_pages = 0, heads = 0, heads_ordered = 0;
     for (unsigned k = 0; k <= BK_BUDDY_MAX_ORDER; k++) {
         bool nonempty = b->head[k] != BK_BUDDY_NIL;
         CHECK(nonempty == (((b->order_mask >> k) & 1) != 0), "%s: order_mask bit %u wrong", when,
@@ -52,10 +52,19 @@ static void check_invariants(const struct bk_buddy *b, const uint8_t *used, cons
                 if (used)
                     CHECK_LIMITED(!used[q], "%s: allocated page %zu is on a free list", when, q);
             }
+            size_t bit = bk_buddy_head_bit(k, p);
+            CHECK_LIMITED(k < BK_BUDDY_ORDERED_MIN || (b->head_bits[bit >> 6] >> (bit & 63)) & 1,
+                          "%s: head bit of block %u (order %u) not set", when, p, k);
+            heads_ordered += k >= BK_BUDDY_ORDERED_MIN;
             free_pages += len;
             heads++;
         }
     }
+    size_t bits = 0;
+    for (size_t w = 0; w < BK_BUDDY_HEAD_WORDS; w++)
+        bits += (size_t)__builtin_popcountll(b->head_bits[w]);
+    CHECK(bits == heads_ordered, "%s: %zu head bits set, %zu blocks of order >= %d listed", when,
+          bits, heads_ordered, BK_BUDDY_ORDERED_MIN);
     size_t marked = 0;
     for (size_t p = 0; p < n; p++)
         marked += bk_buddy_free_order_at(b, p) >= 0;
@@ -110,6 +119,7 @@ static void test_init_zeroed(void)
                   memcmp(Z.clean, Y.clean, sizeof Z.clean) == 0 &&
                   memcmp(Z.zero, Y.zero, sizeof Z.zero) == 0 &&
                   memcmp(Z.head_order, Y.head_order, sizeof Z.head_order) == 0 &&
+                  memcmp(Z.head_bits, Y.head_bits, sizeof Z.head_bits) == 0 &&
                   memcmp(Z.node, Y.node, sizeof Z.node) == 0,
               "init(%u) over zeros differs from a cleared init over garbage", mo);
         check_single_block(&Z, "zeroed init");
@@ -365,6 +375,24 @@ static void test_census(void)
     CHECK(c.free_blocks == 0 && c.largest_order == -1, "chunk order past the heap counted");
 }
 
+/* Where an allocation of `need` pages (size or alignment, the larger) must
+ * land: in the smallest free block that fits, from BK_BUDDY_ORDERED_MIN on
+ * the lowest of that order (found by scanning pages, not the head bits),
+ * below it the head of its list; -1 if none. */
+static long lowest_fit(const struct bk_buddy *b, size_t need)
+{
+    if (need > pages_of(b))
+        return -1;
+    for (unsigned k = 0; k <= b->max_order; k++)
+        if (((size_t)1 << k) >= need && k < BK_BUDDY_ORDERED_MIN && b->head[k] != BK_BUDDY_NIL)
+            return b->head[k];
+        else if (((size_t)1 << k) >= need)
+            for (size_t p = 0; p < pages_of(b); p += (size_t)1 << k)
+                if (bk_buddy_free_order_at(b, p) == (int)k)
+                    return (long)p;
+    return -1;
+}
+
 static void test_random(unsigned max_order, unsigned rounds)
 {
     static uint8_t used[BK_BUDDY_PAGES], touched[BK_BUDDY_PAGES];
@@ -380,7 +408,10 @@ static void test_random(unsigned max_order, unsigned rounds)
         if (do_alloc) {
             size_t want = rnd() % 4 == 0 ? 1 + rnd() % (n / 4 + 1) : 1 + rnd() % 8;
             size_t align = (size_t)1 << (rnd() % 4 == 0 ? rnd() % (max_order + 1) : 0);
+            long expect = lowest_fit(&B, want > align ? want : align);
             long p = bk_buddy_alloc(&B, want, align, &z);
+            CHECK_LIMITED(p == expect, "alloc %zu aligned %zu at %ld, the lowest smallest fit is %ld",
+                          want, align, p, expect);
             if (p < 0) {
                 /* legitimate only if no free block of the needed order exists */
                 size_t need = want > align ? want : align;

@@ -3,6 +3,32 @@
 
 #include <string.h>
 
+static void head_bit_set(struct bk_buddy *b, size_t p, unsigned order, bool on)
+{
+    if (order < BK_BUDDY_ORDERED_MIN)
+        return;
+    size_t i = bk_buddy_head_bit(order, p);
+    uint64_t bit = 1ull << (i & 63);
+    b->head_bits[i >> 6] = on ? b->head_bits[i >> 6] | bit : b->head_bits[i >> 6] & ~bit;
+}
+
+/* The block allocation takes from free list `order` (not empty): the
+ * lowest, from order BK_BUDDY_ORDERED_MIN up: the first head bit at or
+ * after the order's first one (the bits of higher orders come after the
+ * order's own, so as long as the order has a free block, the first bit set
+ * is one of its). */
+static size_t block_to_take(const struct bk_buddy *b, unsigned order)
+{
+    if (order < BK_BUDDY_ORDERED_MIN)
+        return b->head[order];
+    size_t first = bk_buddy_head_bit(order, 0), w = first >> 6;
+    uint64_t bits = b->head_bits[w] & (~0ull << (first & 63));
+    while (!bits)
+        bits = b->head_bits[++w];
+    size_t i = (w << 6) + (size_t)__builtin_ctzll(bits);
+    return (i - first) << order;
+}
+
 static void list_push(struct bk_buddy *b, size_t p, unsigned order)
 {
     uint16_t h = b->head[order];
@@ -13,6 +39,7 @@ static void list_push(struct bk_buddy *b, size_t p, unsigned order)
     b->head[order] = (uint16_t)p;
     b->head_order[bk_buddy_slot(p)] = (uint8_t)(order + 1);
     b->order_mask |= 1u << order;
+    head_bit_set(b, p, order, true);
 }
 
 static void list_remove(struct bk_buddy *b, size_t p, unsigned order)
@@ -25,6 +52,7 @@ static void list_remove(struct bk_buddy *b, size_t p, unsigned order)
     if (n != BK_BUDDY_NIL)
         bk_buddy_node(b, n)->prev = pr;
     b->head_order[bk_buddy_slot(p)] = 0;
+    head_bit_set(b, p, order, false);
     if (b->head[order] == BK_BUDDY_NIL)
         b->order_mask &= ~(1u << order);
 }
@@ -69,6 +97,7 @@ void bk_buddy_init(struct bk_buddy *b, unsigned max_order, bool zeroed)
     b->free_pages = b->dirty_free = b->order_mask = 0;
     if (!zeroed)
         memset(b->head_order, 0, sizeof b->head_order);
+    memset(b->head_bits, 0, sizeof b->head_bits);
     memset(b->clean, 0, sizeof b->clean);
     memset(b->zero, 0, sizeof b->zero);
     b->max_order = max_order;
@@ -130,7 +159,7 @@ long bk_buddy_alloc(struct bk_buddy *b, size_t npages, size_t align_pages, bool 
     if (!avail)
         return -1;
     unsigned k = order + (unsigned)__builtin_ctz(avail);
-    size_t p = b->head[k];
+    size_t p = block_to_take(b, k);
     uint32_t t = bk_buddy_node(b, p)->freed_at;
     list_remove(b, p, k);
     while (k > order) {                  /* split, keeping the lower half */

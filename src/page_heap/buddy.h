@@ -2,16 +2,29 @@
  *
  * A region of 2^max_order pages is managed as blocks of 2^k pages, each
  * aligned to its own size relative to the region base.  Allocation takes the
- * smallest free block that fits and splits it, pushing the upper halves back
- * as free blocks; freeing merges a block with its buddy (the other half of
- * its parent) for as long as the buddy is free and whole.  A request that is
- * not a power of two gets the power-of-two block and immediately returns the
- * tail, so a 33-page request holds 33 pages, not 64.
+ * smallest free block that fits and splits it, pushing the upper halves
+ * back as free blocks; freeing merges a block with its buddy (the other half
+ * of its parent) for as long as the buddy is free and whole.  A request that
+ * is not a power of two gets the power-of-two block and immediately returns
+ * the tail, so a 33-page request holds 33 pages, not 64.
+ *
+ * Among free blocks of one size, a block of 16 pages or more is taken
+ * lowest address first, a smaller one most recently freed first.  Address
+ * order keeps a heap of large blocks that churns packed toward the region
+ * start, so it cycles through fewer hugepages: replayed through this code,
+ * the churn workload's large blocks touch 1.24-1.41x their live bytes in
+ * hugepages within a second instead of 1.42-1.72x (bench/placement/); the
+ * workload itself at scale full takes 8% fewer page faults and a 2% lower
+ * peak RSS.  Ordering the smaller blocks too changed nothing there but
+ * needs 2 KiB of head bits per region header instead of 128 bytes: one
+ * more resident page in every process.
  *
  * Invariants (checked by tests/test_buddy.c):
  *  - every page is either in exactly one free block or allocated;
  *  - head_order[slot(p)] != 0 iff page p starts a free block, whose order
- *    is head_order[slot(p)] - 1; that block is on free list `order`;
+ *    is head_order[slot(p)] - 1; that block is on free list `order`, and
+ *    if order >= BK_BUDDY_ORDERED_MIN its bit head_bit(order, p) is set in
+ *    head_bits (no other bit is);
  *  - two free buddies of the same order never coexist (they would have
  *    merged);
  *  - a page is "clean" when it is not resident: never touched since the OS
@@ -68,12 +81,29 @@ BK_FAST_PATH size_t bk_buddy_slot(size_t p)
     return in_chunk ? BK_BUDDY_CHUNKS + p : p >> BK_HUGEPAGE_ORDER;
 }
 
+/* Free blocks of 2^BK_BUDDY_ORDERED_MIN pages or more are taken lowest
+ * address first (see above), found through a bitmap of their heads: order
+ * k's 2^(MAX - k) possible blocks take the bits from
+ * bk_buddy_head_bit(k, 0) on, the orders one after the other, 128 bytes in
+ * all.  Smaller blocks (pieces of small spans' regions, many and short
+ * lived) are taken most recently freed first, off their list's head. */
+#define BK_BUDDY_ORDERED_MIN 4
+#define BK_BUDDY_HEAD_BITS (((size_t)2 << BK_BUDDY_MAX_ORDER >> BK_BUDDY_ORDERED_MIN) - 1)
+#define BK_BUDDY_HEAD_WORDS ((BK_BUDDY_HEAD_BITS + 63) / 64)
+
+BK_FAST_PATH size_t bk_buddy_head_bit(unsigned order, size_t p)
+{
+    size_t all = (size_t)2 << BK_BUDDY_MAX_ORDER;
+    return (all >> BK_BUDDY_ORDERED_MIN) - (all >> order) + (p >> order);
+}
+
 struct bk_buddy {
     unsigned max_order;
     uint32_t free_pages;
     uint32_t dirty_free;
     uint32_t order_mask;                       /* bit k: free list k non-empty */
     uint16_t head[BK_BUDDY_MAX_ORDER + 1];     /* first free block per order */
+    uint64_t head_bits[BK_BUDDY_HEAD_WORDS];   /* heads of blocks >= ORDERED_MIN */
     uint64_t clean[BK_BUDDY_PAGES / 64];
     uint64_t zero[BK_BUDDY_PAGES / 64];
     uint8_t head_order[BK_BUDDY_SLOTS];        /* order + 1 at free block heads */
