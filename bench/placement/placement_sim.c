@@ -1,13 +1,14 @@
 /* placement_sim: how many hugepages does a placement policy cycle through
  * for the churn workload's large blocks?
  *
- * The churn workload (bench/workloads/wl_churn.c) keeps about 40 blocks of
- * 256 KiB..4 MiB live at 200 MiB (one slot in 256, each slot with a fixed
- * power-of-two size band) and replaces a random one at each step: the new
- * block is allocated before the old one is freed.  brisk keeps a free
- * hugepage resident until it has been idle for decay_ms (1 s), and a
- * partly used one always, so the large blocks cost, in resident memory,
- * every hugepage they touched within the last decay_ms.
+ * The churn workload (bench/workloads/wl_churn.c) keeps one slot in 256 of
+ * its live heap for a block of 256 KiB..4 MiB (40 slots at scale full, each
+ * with its fixed power-of-two size band: churn_shape.h) and replaces a
+ * random slot's block at each step, allocating the new block before it
+ * frees the old one.  brisk keeps a free hugepage resident until it has
+ * been idle for decay_ms (1 s), and a partly used one always, so the large
+ * blocks cost, in resident memory, every hugepage they touched within the
+ * last decay_ms.
  *
  * This replays that stream (no memory is touched: page indices only)
  * through
@@ -24,7 +25,8 @@
  * scale full makes about 12,500 large allocations a second, so its 1 s
  * decay is W = 12,500.
  *
- * usage: brisk_placement_sim [steps [slots [seed]]]  (defaults 100000 40 1) */
+ * usage: brisk_placement_sim [steps [seed [live MiB]]]
+ * (defaults 100000, 1 and 200: churn at scale full with its default seed) */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@
 #include <string.h>
 
 #include "page_heap/buddy.h"
+#include "churn_shape.h"
 
 #define PAGE_SHIFT BK_PAGE_SHIFT
 #define REGION_PAGES BK_REGION_PAGES
@@ -153,19 +156,16 @@ static void free_pages(int r, size_t first, size_t n)
 
 struct block { size_t bytes, pages; long first; int region; };
 
-/* A size in the slot's band, as churn draws it. */
-static size_t block_size(int band)
+/* A size in a band, as churn draws it. */
+static size_t block_size(const uint64_t band[2])
 {
-    size_t lo = (size_t)1 << band, hi = 2 * lo - 1;
-    if (hi > ((size_t)4 << 20))
-        hi = (size_t)4 << 20;
-    return lo + (size_t)(rnd() % (hi - lo + 1));
+    return (size_t)(band[0] + rnd() % (band[1] - band[0] + 1));
 }
 
-static void run(enum policy policy, long steps, int nslots, uint64_t seed, double out[NWINDOWS])
+static void run(enum policy policy, long steps, int nslots, const uint64_t (*band)[2],
+                uint64_t seed, double out[NWINDOWS])
 {
     static struct block live[MAX_SLOTS];
-    static int band[MAX_SLOTS];
     for (int r = 0; r < sim.nregions; r++)
         free(sim.buddy[r]);
     memset(&sim, 0, sizeof sim);
@@ -175,7 +175,6 @@ static void run(enum policy policy, long steps, int nslots, uint64_t seed, doubl
     long samples = 0;
     size_t live_bytes = 0;
     for (int i = 0; i < nslots; i++) {
-        band[i] = 18 + (int)(rnd() % 5);      /* 256 KiB .. 4 MiB */
         live[i].bytes = block_size(band[i]);
         live[i].pages = (live[i].bytes + BK_PAGE_SIZE - 1) >> PAGE_SHIFT;
         live[i].first = alloc_pages(live[i].pages, &live[i].region);
@@ -214,15 +213,29 @@ static void run(enum policy policy, long steps, int nslots, uint64_t seed, doubl
 int main(int argc, char **argv)
 {
     long steps = argc > 1 ? atol(argv[1]) : 100000;
-    int nslots = argc > 2 ? atoi(argv[2]) : 40;
-    uint64_t seed = argc > 3 ? strtoull(argv[3], NULL, 0) : 1;
-    if (steps < 500 || nslots < 1 || nslots > MAX_SLOTS)
-        die("usage: brisk_placement_sim [steps >= 500 [slots 1..256 [seed]]]");
+    uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 0) : 1;
+    long live_mib = argc > 3 ? atol(argv[3]) : 200;
+    if (steps < 500 || live_mib < 1 || live_mib > 4096)
+        die("usage: brisk_placement_sim [steps >= 500 [seed [live MiB 1..4096]]]");
+    /* churn's big slots and their bands */
+    static uint64_t band[MAX_SLOTS][2];
+    int nslots = 0;
+    size_t slots = churn_slots((uint64_t)live_mib << 20);
+    for (size_t i = 0; i < slots; i++)
+        if (churn_slot_is_big(i)) {
+            if (nslots == MAX_SLOTS)
+                die("too many large blocks");
+            churn_slot_band(i, seed, &band[nslots][0], &band[nslots][1]);
+            nslots++;
+        }
+    if (nslots == 0)
+        die("no large blocks at that size");
     double result[NPOLICIES][NWINDOWS];
     for (int p = 0; p < NPOLICIES; p++)
-        run((enum policy)p, steps, nslots, seed, result[p]);
+        run((enum policy)p, steps, nslots, (const uint64_t(*)[2])band, seed, result[p]);
     printf("hugepages touched within the last W allocations / live bytes "
-           "(%d slots, %ld steps, seed %llu)\n%8s", nslots, steps, (unsigned long long)seed, "W");
+           "(%d large blocks of churn at %ld MiB, seed %llu, %ld steps)\n%8s", nslots, live_mib,
+           (unsigned long long)seed, steps, "W");
     for (int p = 0; p < NPOLICIES; p++)
         printf(" %10s", policy_name[p]);
     printf("\n");

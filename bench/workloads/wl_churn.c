@@ -4,12 +4,12 @@
  *
  * A shared array of SLOTS pointers holds the live heap: LIVE bytes (8 MiB
  * tiny, 64 MiB short, 200 MiB full), SLOTS = LIVE / the mean block size.
- * Block sizes: 16 B..64 KiB (log-uniform), and in one slot of BIG_ONE_IN
+ * Block sizes: 16 B..64 KiB (log-uniform), and in one slot of 256
  * 256 KiB..4 MiB (log-uniform).  So that the live heap stays steady (a
  * random walk of the live bytes would make RSS / live measure the walk, not
  * the allocator), each slot has a fixed power-of-two band, drawn once from
- * its index with the log-uniform weights: every block put into the slot
- * has a size drawn uniformly from that band.  The mix of sizes allocated
+ * its index with the log-uniform weights (churn_shape.h): every block put
+ * into the slot has a size drawn uniformly from that band.  The mix of sizes allocated
  * is the same as drawing each size afresh, the live bytes stay within a
  * few percent of LIVE.  Every block holds its size in its first 8 bytes
  * and wl_fill's pattern after it.
@@ -39,21 +39,16 @@
  * /proc/self/maps), rss_max, samples, slots, steps and thp (the system's
  * transparent-hugepage mode: always, madvise, never). */
 #include "wl.h"
+#include "churn_shape.h"
 
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
 
-#define KIB ((uint64_t)1 << 10)
 #define MIB ((uint64_t)1 << 20)
-#define SMALL_MIN 16
-#define SMALL_MAX (64 * KIB)
-#define BIG_MIN (256 * KIB)
-#define BIG_MAX (4 * MIB)
-#define BIG_ONE_IN 256
 #define SAMPLE_S 0.2
 #define MAX_SAMPLES 4096
-#define SALT 0xc4a2700000000009ULL
+#define SALT CHURN_SALT
 
 typedef struct {
   pthread_mutex_t mu;
@@ -76,36 +71,6 @@ typedef struct {
   uint64_t ops, churn_ops; /* out */
 } churn_arg_t;
 
-/* Slot i's band: [lo, hi] of a power of two, fixed for the slot.  The
- * big slots are spread evenly; the bands are drawn as wl_logrange draws
- * them (each power of two equally likely). */
-static void slot_band(size_t i, uint64_t seed, uint64_t *lo, uint64_t *hi) {
-  uint64_t min = SMALL_MIN, max = SMALL_MAX;
-  if (i % BIG_ONE_IN == BIG_ONE_IN / 2) {
-    min = BIG_MIN;
-    max = BIG_MAX;
-  }
-  int lo_bit = 63 - __builtin_clzll(min), hi_bit = 63 - __builtin_clzll(max);
-  uint64_t h = wl_mix64(seed * 0x9e3779b97f4a7c15ULL ^ (uint64_t)i ^ SALT);
-  int b = lo_bit + (int)(h % (uint64_t)(hi_bit - lo_bit + 1));
-  uint64_t a = (uint64_t)1 << b, z = (a << 1) - 1;
-  *lo = a < min ? min : a;
-  *hi = z > max ? max : z;
-}
-
-/* The mean of wl_logrange(lo, hi): its bands, each equally likely. */
-static double mean_logrange(uint64_t lo, uint64_t hi) {
-  int lo_bit = 63 - __builtin_clzll(lo), hi_bit = 63 - __builtin_clzll(hi);
-  double sum = 0;
-  for (int b = lo_bit; b <= hi_bit; b++) {
-    uint64_t a = (uint64_t)1 << b, z = (a << 1) - 1;
-    if (a < lo) a = lo;
-    if (z > hi) z = hi;
-    sum += ((double)a + (double)z) / 2;
-  }
-  return sum / (hi_bit - lo_bit + 1);
-}
-
 static void *new_block(const churn_arg_t *a, size_t slot, wl_rng_t *r, wl_live_t *live) {
   size_t n = (size_t)wl_range(r, a->bands[slot][0], a->bands[slot][1]);
   void *p = wl_malloc(n);
@@ -118,7 +83,7 @@ static void *new_block(const churn_arg_t *a, size_t slot, wl_rng_t *r, wl_live_t
 static void release(void *p, wl_live_t *live) {
   size_t n;
   memcpy(&n, p, sizeof n);
-  if (n < SMALL_MIN || n > BIG_MAX) wl_fail("corrupt_churn_header ptr=%p size=%zu", p, n);
+  if (n < CHURN_SMALL_MIN || n > CHURN_BIG_MAX) wl_fail("corrupt_churn_header ptr=%p size=%zu", p, n);
   size_t off = wl_check((char *)p + 8, n - 8, wl_key(p, n, SALT));
   if (off != WL_CHECK_OK)
     wl_fail("corrupt_churn ptr=%p size=%zu offset=%zu byte=0x%02x", p, n, off + 8,
@@ -217,16 +182,14 @@ void wl_run_churn(const wl_config_t *cfg, wl_result_t *res) {
   uint64_t base = wl_rss_bytes();
   uint64_t target = wl_pick(cfg, 8, 64, 200) * MIB;
   uint64_t steps = wl_pick(cfg, 60000, 2000000, 32000000);
-  double mean = (mean_logrange(SMALL_MIN, SMALL_MAX) * (BIG_ONE_IN - 1) +
-                 mean_logrange(BIG_MIN, BIG_MAX)) / BIG_ONE_IN;
-  size_t nslots = (size_t)((double)target / mean);
+  size_t nslots = churn_slots(target);
   if (nslots < (size_t)T) nslots = (size_t)T;
 
   _Atomic(void *) *slots = wl_malloc(nslots * sizeof *slots);
   uint32_t (*bands)[2] = wl_malloc(nslots * sizeof *bands);
   for (size_t i = 0; i < nslots; i++) {
     uint64_t lo, hi;
-    slot_band(i, cfg->seed, &lo, &hi);
+    churn_slot_band(i, cfg->seed, &lo, &hi);
     bands[i][0] = (uint32_t)lo;
     bands[i][1] = (uint32_t)hi;
   }

@@ -12,8 +12,8 @@
  * lowest address first, a smaller one most recently freed first.  Address
  * order keeps a heap of large blocks that churns packed toward the region
  * start, so it cycles through fewer hugepages: replayed through this code,
- * the churn workload's large blocks touch 1.24-1.41x their live bytes in
- * hugepages within a second instead of 1.42-1.72x (bench/placement/); the
+ * the churn workload's large blocks touch 1.39-1.48x their live bytes in
+ * hugepages within a second instead of 1.54-1.72x (bench/placement/); the
  * workload itself at scale full takes 8% fewer page faults and a 2% lower
  * peak RSS.  Ordering the smaller blocks too changed nothing there but
  * needs 2 KiB of head bits per region header instead of 128 bytes: one
