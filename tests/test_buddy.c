@@ -856,6 +856,7 @@ int main(void)
     test_tail_return();
     test_alignment();
     test_exhaustion();
+    test_random(13, 60000);
     test_random(12, 60000);
     test_random(6, 20000);
     test_random(3, 5000);

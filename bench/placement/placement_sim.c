@@ -20,13 +20,16 @@
  *     ties);
  * and reports, for windows of W allocations, the hugepages that are in use
  * or were allocated from or freed into within the last W allocations, over
- * the live bytes (mean over samples after a warm-up): the large blocks'
- * share of churn's RSS / live.  W = 1 is pure fragmentation; churn at
- * scale full makes about 12,500 large allocations a second, so its 1 s
- * decay is W = 12,500.
+ * the live bytes (mean over samples after a warm-up, each taken after a
+ * step's free): the large blocks' share of churn's RSS / live.  W = 0
+ * counts the hugepages in use only: fragmentation alone.  Churn at scale
+ * full makes about 12,500 large allocations a second, so its 1 s decay is
+ * W = 12,500.  (A block of exactly 256 KiB, a size class in brisk, is
+ * replayed as large: one draw in 2^18 of the smallest band.)
  *
  * usage: brisk_placement_sim [steps [seed [live MiB]]]
- * (defaults 100000, 1 and 200: churn at scale full with its default seed) */
+ * (defaults 100000, 1 and 200: churn at scale full with its default seed;
+ * 3..1200 MiB, which give churn 1..about 240 large blocks) */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,7 +49,7 @@
 
 enum policy { BRISK, FIRST_FIT, BEST_FIT, NPOLICIES };
 static const char *const policy_name[NPOLICIES] = { "brisk", "first-fit", "best-fit" };
-static const long windows[NWINDOWS] = { 1, 100, 1000, 5000, 12500 };
+static const long windows[NWINDOWS] = { 0, 100, 1000, 5000, 12500 };
 
 static struct {
     enum policy policy;
@@ -215,8 +218,8 @@ int main(int argc, char **argv)
     long steps = argc > 1 ? atol(argv[1]) : 100000;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 0) : 1;
     long live_mib = argc > 3 ? atol(argv[3]) : 200;
-    if (steps < 500 || live_mib < 1 || live_mib > 4096)
-        die("usage: brisk_placement_sim [steps >= 500 [seed [live MiB 1..4096]]]");
+    if (steps < 500 || live_mib < 3 || live_mib > 1200)
+        die("usage: brisk_placement_sim [steps >= 500 [seed [live MiB 3..1200]]]");
     /* churn's big slots and their bands */
     static uint64_t band[MAX_SLOTS][2];
     int nslots = 0;

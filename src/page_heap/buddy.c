@@ -23,8 +23,11 @@ static size_t block_to_take(const struct bk_buddy *b, unsigned order)
         return b->head[order];
     size_t first = bk_buddy_head_bit(order, 0), w = first >> 6;
     uint64_t bits = b->head_bits[w] & (~0ull << (first & 63));
-    while (!bits)
-        bits = b->head_bits[++w];
+    while (!bits) {
+        if (++w == BK_BUDDY_HEAD_WORDS)     /* not while the bits match the lists */
+            return b->head[order];
+        bits = b->head_bits[w];
+    }
     size_t i = (w << 6) + (size_t)__builtin_ctzll(bits);
     return (i - first) << order;
 }

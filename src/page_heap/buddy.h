@@ -13,11 +13,13 @@
  * order keeps a heap of large blocks that churns packed toward the region
  * start, so it cycles through fewer hugepages: replayed through this code,
  * the churn workload's large blocks touch 1.39-1.48x their live bytes in
- * hugepages within a second instead of 1.54-1.72x (bench/placement/); the
- * workload itself at scale full takes 8% fewer page faults and a 2% lower
- * peak RSS.  Ordering the smaller blocks too changed nothing there but
- * needs 2 KiB of head bits per region header instead of 128 bytes: one
- * more resident page in every process.
+ * hugepages within a second instead of 1.54-1.72x (bench/placement/).  In
+ * the workload itself at scale full that shows only as 8-10% fewer page
+ * faults and a 0.5-2.5% lower peak RSS; its RSS over live bytes stayed
+ * 1.47 (the saving is within how much the free space between its large
+ * blocks moves from moment to moment).  Ordering the smaller blocks too
+ * changed nothing there but needs 2 KiB of head bits per region header
+ * instead of 128 bytes: one more resident page in every process.
  *
  * Invariants (checked by tests/test_buddy.c):
  *  - every page is either in exactly one free block or allocated;
