@@ -25,17 +25,42 @@ static void *map_anonymous(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* A mapping at exactly `at`, or NULL when anything is mapped there (a
+ * kernel older than 4.17 takes MAP_FIXED_NOREPLACE as a mere hint: a
+ * mapping elsewhere is given back). */
+static char *map_at(uintptr_t at, size_t size)
+{
+    void *p = mmap((void *)at, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if ((uintptr_t)p != at) {
+        munmap(p, size);
+        return NULL;
+    }
+    return p;
+}
+
 void *bk_os_map(size_t size, size_t align)
 {
     int saved = errno;
     char *p = map_anonymous(size);
     if (p && align > 4096 && ((uintptr_t)p & (align - 1))) {
-        /* Misaligned: over-reserve by `align` and trim both ends.  (The
-         * kernel usually places a new mapping just below the previous one,
-         * so after the first region the exact-size attempt is aligned.) */
+        /* Misaligned.  (The kernel usually places a new mapping just below
+         * the previous one, so after the first region the exact-size
+         * attempt is aligned.)  First the aligned places on either side of
+         * where the kernel put it, which need no more address space than
+         * the block: under an RLIMIT_AS cap, the over-reservation below
+         * can fail with room for the block left, when the kernel passes
+         * over a hole of exactly the block's size (it pads large anonymous
+         * mappings to align them to 2 MiB).  Then over-reserve by `align`
+         * and trim both ends. */
         munmap(p, size);
-        char *raw = size + align > size ? map_anonymous(size + align) : NULL;
-        p = NULL;
+        uintptr_t below = (uintptr_t)p & ~(uintptr_t)(align - 1);
+        p = below ? map_at(below, size) : NULL;
+        if (!p && below + align > below)
+            p = map_at(below + align, size);
+        char *raw = p || size + align < size ? NULL : map_anonymous(size + align);
         if (raw) {
             p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
             if (p > raw)
